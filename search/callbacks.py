@@ -1,0 +1,47 @@
+"""Keras callbacks the harness adds to ``fit``."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+
+__all__ = ["EpochRecorder"]
+
+EpochSink = Callable[[int, Mapping[str, float]], None]
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Keeps every epoch's logs (plus learning rate and seconds) and forwards them to a sink.
+
+    It survives an interrupted ``fit`` (a pruned trial): ``rows`` holds the epochs done.
+    """
+
+    def __init__(self, sink: EpochSink | None = None) -> None:
+        super().__init__()
+        self.sink = sink
+        self.rows: list[dict[str, float]] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        row = {k: float(v) for k, v in (logs or {}).items()}
+        row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self._learning_rate())))
+        row["epoch_seconds"] = time.perf_counter() - self._started
+        self.rows.append({"epoch": float(epoch), **row})
+        if self.sink is not None:
+            self.sink(epoch, row)
+
+    def _learning_rate(self) -> Any:
+        optimizer = self.model.optimizer
+        return optimizer.learning_rate if optimizer is not None else math.nan
+
+    @property
+    def diverged(self) -> bool:
+        """True when a loss went NaN or infinite (TerminateOnNaN then stopped the fit)."""
+        return any(not math.isfinite(row.get("loss", 0.0)) for row in self.rows)

@@ -1,0 +1,46 @@
+"""What every command shares: quiet logging, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from search.errors import EXIT_USAGE, HarnessError
+
+__all__ = ["EXIT_INTERRUPTED", "guarded", "setup_logging"]
+
+EXIT_INTERRUPTED = 130
+log = logging.getLogger("search")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """One plain line per event from the harness; libraries only speak up on warnings."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+    for name in ("mlflow", "alembic", "optuna", "absl", "tensorflow", "h5py"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def guarded(task: Callable[[], None], resume_hint: str = "") -> None:
+    """Run a command's body: a user error is one line on stderr and exit code 2."""
+    try:
+        task()
+    except HarnessError as exc:
+        _fail(f"error: {exc}", EXIT_USAGE)
+    except KeyboardInterrupt:
+        hint = f"; {resume_hint}" if resume_hint else ""
+        _fail(f"interrupted{hint}", EXIT_INTERRUPTED)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(message, file=sys.stderr, flush=True)
+    sys.exit(code)

@@ -1,0 +1,91 @@
+"""The Optuna objective: one trial = sample, track, train, report.
+
+Outcome -> state: returns the best validation accuracy (COMPLETE); a pruning decision
+raises ``optuna.TrialPruned`` (PRUNED); a diverged loss raises ``TrialDiverged`` (FAIL,
+caught by the study so it goes on). The trial's MLflow run is closed in every case.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from optuna_integration import KerasPruningCallback
+
+from search.callbacks import EpochRecorder
+from search.data import Splits
+from search.space import ParamSpec, apply_params, sample_params
+from search.tracking import StudyTracker, TrialRun
+from search.training import TrialDiverged, fit_config, save_history, summarize_epochs
+
+__all__ = ["make_objective", "trial_config"]
+
+
+def trial_config(cfg: DictConfig, trial: optuna.trial.BaseTrial, specs: list[ParamSpec]) -> tuple[DictConfig, dict[str, Any]]:
+    """The trial's resolved config: sampled values applied, ``seed`` = base seed + trial number."""
+    sampled = sample_params(trial, specs, cfg)
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    out = apply_params(resolved, sampled)
+    out.seed = int(cfg.seed) + int(trial.number)
+    return out, sampled
+
+
+def make_objective(
+    cfg: DictConfig, specs: list[ParamSpec], splits: Splits, tracker: StudyTracker
+) -> Callable[[optuna.Trial], float]:
+    def objective(trial: optuna.Trial) -> float:
+        config, sampled = trial_config(cfg, trial, specs)
+        container = OmegaConf.to_container(config)
+        assert isinstance(container, dict)
+        run = tracker.start_trial(trial.number, sampled, container)
+        trial.set_user_attr("mlflow_run_id", run.run_id)
+        trial.set_user_attr("config", container)
+        recorder = EpochRecorder(sink=run.log_epoch)
+        pruning = KerasPruningCallback(trial, str(cfg.metric))
+        try:
+            result = fit_config(config, splits, recorder, callbacks=[pruning])
+        except optuna.TrialPruned:
+            _close(run, "PRUNED", recorder, config, trial.number)
+            raise
+        except TrialDiverged as exc:
+            _close(run, "FAIL", recorder, config, trial.number, diagnosis="diverged", error=exc)
+            raise
+        except BaseException as exc:  # Ctrl-C, a bug, OOM: close the run, let Optuna decide
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else None
+            _close(run, "FAIL", recorder, config, trial.number, error=exc, status=status)
+            raise
+        for key, value in result.metrics.items():
+            trial.set_user_attr(key, value)
+        _close(run, "COMPLETE", recorder, config, trial.number, metrics=result.metrics)
+        return result.best_val_accuracy
+
+    return objective
+
+
+def _close(
+    run: TrialRun,
+    state: str,
+    recorder: EpochRecorder,
+    config: DictConfig,
+    number: int,
+    metrics: dict[str, float] | None = None,
+    diagnosis: str | None = None,
+    error: BaseException | None = None,
+    status: str | None = None,
+) -> None:
+    final = metrics if metrics is not None else summarize_epochs(recorder.rows, str(config.metric))
+    tags: dict[str, str] = {}
+    if diagnosis:
+        tags["diagnosis"] = diagnosis
+    if error is not None:
+        tags["error"] = f"{type(error).__name__}: {error}"[:5000]
+    with tempfile.TemporaryDirectory(prefix="search-trial-") as tmp:
+        out = Path(tmp)
+        OmegaConf.save(config, out / "config.yaml")
+        if recorder.rows:
+            save_history(recorder.rows, out, title=f"{config.study_name} trial {number} ({state})")
+        run.finish(state, metrics=final, tags=tags, artifacts_dir=out, status=status)

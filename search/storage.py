@@ -1,0 +1,104 @@
+"""Optuna side of a study: storage, sampler and pruner from the config, open or continue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from search.errors import HarnessError, first_line
+from search.space import ParamSpec, grid_search_space
+
+__all__ = ["FINISHED", "count_finished", "make_pruner", "make_sampler", "open_study"]
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+_SAMPLERS: dict[str, Any] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "qmc": optuna.samplers.QMCSampler,
+    "grid": optuna.samplers.GridSampler,
+}
+_PRUNERS: dict[str, Any] = {
+    "median": optuna.pruners.MedianPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "none": optuna.pruners.NopPruner,
+}
+
+
+def make_sampler(cfg: DictConfig, specs: list[ParamSpec], seed: int) -> optuna.samplers.BaseSampler:
+    """``sampler.name`` picks the Optuna sampler; its other keys are the sampler's arguments."""
+    name, kwargs = _name_and_kwargs(cfg, "sampler", _SAMPLERS)
+    if name == "grid":
+        kwargs["search_space"] = grid_search_space(specs)
+    if name == "cmaes":
+        kwargs.setdefault("warn_independent_sampling", False)
+    return _construct("sampler", name, _SAMPLERS[name], seed=seed, **kwargs)  # type: ignore[no-any-return]
+
+
+def make_pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
+    """``pruner.name`` picks the Optuna pruner; its other keys are the pruner's arguments."""
+    name, kwargs = _name_and_kwargs(cfg, "pruner", _PRUNERS)
+    return _construct("pruner", name, _PRUNERS[name], **kwargs)  # type: ignore[no-any-return]
+
+
+def _name_and_kwargs(cfg: DictConfig, key: str, table: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    section = cfg[key]
+    if isinstance(section, str):
+        section = OmegaConf.create({"name": section})
+    kwargs = OmegaConf.to_container(section, resolve=True)
+    assert isinstance(kwargs, dict)
+    name = str(kwargs.pop("name", ""))
+    if name not in table:
+        raise HarnessError(f"{key}: unknown {key} '{name}'; use one of: {', '.join(table)}")
+    return name, kwargs
+
+
+def _construct(kind: str, name: str, cls: Any, **kwargs: Any) -> Any:
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"{kind}={name}: bad arguments ({exc})") from None
+
+
+def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
+    """Create the study, or load it to continue; the sampler's seed moves on with the study."""
+    storage = _storage(str(cfg.storage))
+    try:
+        study = optuna.create_study(
+            study_name=str(cfg.study_name),
+            storage=storage,
+            direction=str(cfg.direction),
+            pruner=make_pruner(cfg),
+            load_if_exists=True,
+        )
+    except SQLAlchemyError as exc:
+        raise HarnessError(f"storage: cannot open {cfg.storage} ({first_line(exc)})") from None
+    study.sampler = make_sampler(cfg, specs, seed=int(cfg.seed) + len(study.trials))
+    return study
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise HarnessError(
+            f"storage: '{url}' is not a database URL; e.g. sqlite:///mlruns/optuna.db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.RDBStorage(url)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise HarnessError(f"storage: cannot open {url} ({first_line(exc)})") from None
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+

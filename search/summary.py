@@ -1,0 +1,46 @@
+"""A study as numbers and a table (pandas): for the parent run and for export."""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+
+from search.storage import count_finished
+
+__all__ = ["study_summary", "trials_frame"]
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, value, params, duration and MLflow run id."""
+    frame = study.trials_dataframe(
+        attrs=("number", "state", "value", "datetime_start", "duration", "params", "user_attrs")
+    )
+    if frame.empty:
+        return frame
+    frame = frame.drop(columns=[c for c in frame.columns if c == "user_attrs_config"])
+    frame["duration_seconds"] = frame.pop("duration").dt.total_seconds()
+    renamed = {c: c.removeprefix("user_attrs_") for c in frame.columns if c.startswith("user_attrs_")}
+    return frame.rename(columns=renamed)
+
+
+def study_summary(study: optuna.Study) -> tuple[dict[str, float], dict[str, str]]:
+    """Metrics and tags for the parent run: counts by state, best value and params."""
+    trials = study.get_trials(deepcopy=False)
+    metrics: dict[str, float] = {
+        "n_trials": float(len(trials)),
+        "n_finished_trials": float(count_finished(study)),
+    }
+    for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                  optuna.trial.TrialState.FAIL):
+        metrics[f"n_{state.name.lower()}"] = float(sum(t.state == state for t in trials))
+    tags: dict[str, str] = {}
+    try:
+        best = study.best_trial
+    except ValueError:
+        return metrics, tags
+    metrics["best_value"] = float(best.value) if best.value is not None else float("nan")
+    tags["best_trial"] = str(best.number)
+    tags["best_mlflow_run_id"] = str(best.user_attrs.get("mlflow_run_id", ""))
+    for name, value in best.params.items():
+        tags[f"best.{name}"] = str(value)
+    return metrics, tags

@@ -1,0 +1,201 @@
+"""MLflow tracking: one experiment and one parent run per study, a child run per trial.
+
+The child run is opened when the trial starts (so a crashed trial still has its run),
+receives per-epoch metrics asynchronously, and is closed with the trial's outcome.
+Everything goes through ``MlflowClient`` with explicit run ids: no fluent "active run",
+which is thread-local and would tie trials to one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from search.errors import HarnessError, first_line
+
+__all__ = ["StudyTracker", "TrialRun", "flatten_config", "run_name"]
+
+log = logging.getLogger(__name__)
+
+ROLE_TAG = "search.role"
+STATE_TAG = "optuna.state"
+STUDY_TAG = "optuna.study_name"
+TRIAL_TAG = "optuna.trial_number"
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+_MAX_BATCH = 100  # MLflow accepts at most 100 params or 1000 metrics per log_batch
+_SHORT = {"learning_rate": "lr", "batch_norm": "bn", "dropout_rate": "drop", "momentum": "mom"}
+
+
+class TrialRun:
+    """The MLflow child run of one trial."""
+
+    def __init__(self, client: MlflowClient, run_id: str) -> None:
+        self.client, self.run_id = client, run_id
+        self._pending: list[Any] = []
+
+    def log_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
+        """Per-epoch metrics with ``step=epoch``, sent asynchronously (waited for at finish)."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, epoch) for k, v in logs.items()]
+        self._pending.append(self.client.log_batch(self.run_id, metrics=metrics, synchronous=False))
+
+    def finish(
+        self,
+        state: str,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        artifacts_dir: Path | None = None,
+        status: str | None = None,
+    ) -> None:
+        """Close the run: wait for epoch metrics, log final metrics/tags/artifacts, set status."""
+        for operation in self._pending:
+            operation.wait()
+        self._pending.clear()
+        now = int(time.time() * 1000)
+        final = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+        all_tags = [RunTag(STATE_TAG, state)] + [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        self.client.log_batch(self.run_id, metrics=final, tags=all_tags)
+        if artifacts_dir is not None:
+            self.client.log_artifacts(self.run_id, str(artifacts_dir))
+        self.client.set_terminated(self.run_id, status or RUN_STATUS.get(state, "FAILED"))
+
+
+class StudyTracker:
+    """Owns the study's MLflow experiment, its parent run and the trials' child runs."""
+
+    def __init__(self, tracking_uri: str, artifact_root: str, study_name: str) -> None:
+        self.study_name = study_name
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.artifact_root = Path(artifact_root).expanduser().resolve()
+        self.experiment_id = ""
+        self.parent_run_id = ""
+
+    def open(self) -> None:
+        """Get or create the experiment and the study's parent run (reused on continue)."""
+        try:
+            self.experiment_id = self._experiment()
+            self.parent_run_id = self._parent_run()
+        except MlflowException as exc:
+            raise HarnessError(
+                f"tracking_uri: cannot use the MLflow store ({first_line(exc)}); "
+                "check tracking_uri"
+            ) from None
+
+    def _experiment(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.study_name)
+        if experiment is None:
+            location = (self.artifact_root / self.study_name).as_uri()
+            return self.client.create_experiment(self.study_name, artifact_location=location)
+        if experiment.lifecycle_stage == "deleted":
+            self.client.restore_experiment(experiment.experiment_id)
+        return str(experiment.experiment_id)
+
+    def _parent_run(self) -> str:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{ROLE_TAG}` = 'study'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
+        if runs:
+            run_id = runs[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            return str(run_id)
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=self.study_name,
+            tags={ROLE_TAG: "study", STUDY_TAG: self.study_name},
+        )
+        return str(run.info.run_id)
+
+    def start_trial(
+        self, number: int, sampled: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> TrialRun:
+        """Open the trial's child run with its resolved config as params."""
+        tags = {
+            MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+            MLFLOW_RUN_NAME: run_name(number, sampled),
+            ROLE_TAG: "trial",
+            STUDY_TAG: self.study_name,
+            TRIAL_TAG: str(number),
+            STATE_TAG: "RUNNING",
+        }
+        run = self.client.create_run(self.experiment_id, tags=tags)
+        params = [Param(k, v) for k, v in flatten_config(config).items()]
+        for chunk in _chunks(params, _MAX_BATCH):
+            self.client.log_batch(run.info.run_id, params=chunk)
+        return TrialRun(self.client, run.info.run_id)
+
+    def start_run(self, name: str, tags: Mapping[str, str], config: Mapping[str, Any]) -> TrialRun:
+        """A run that is not a trial (a re-train), in the study's experiment."""
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={STUDY_TAG: self.study_name, **tags}
+        )
+        params = [Param(k, v) for k, v in flatten_config(config).items()]
+        for chunk in _chunks(params, _MAX_BATCH):
+            self.client.log_batch(run.info.run_id, params=chunk)
+        return TrialRun(self.client, run.info.run_id)
+
+    def summarize(
+        self, metrics: Mapping[str, float], tags: Mapping[str, str], files: Iterable[Path]
+    ) -> None:
+        """Log the study's summary on the parent run and mark it finished."""
+        step = int(metrics.get("n_finished_trials", 0))
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.parent_run_id,
+            metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        )
+        for path in files:
+            self.client.log_artifact(self.parent_run_id, str(path))
+        self.client.set_terminated(self.parent_run_id, "FINISHED")
+
+    def close_parent(self, status: str) -> None:
+        if self.parent_run_id:
+            self.client.set_terminated(self.parent_run_id, status)
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted-key params from a nested config; the search space itself is left out."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if name == "space":
+            continue
+        if isinstance(value, Mapping):
+            out.update(flatten_config(value, prefix=f"{name}."))
+        else:
+            out[name] = str(value)[:6000]
+    return out
+
+
+def run_name(number: int, sampled: Mapping[str, Any]) -> str:
+    """``t007 lr=3.1e-04 bn=1 drop=0.2``: what a trial is, at a glance in the run table."""
+    parts = [f"t{number:03d}"]
+    for key, value in sampled.items():
+        short = _SHORT.get(key.rsplit(".", 1)[-1], key.rsplit(".", 1)[-1])
+        parts.append(f"{short}={_fmt(value)}")
+    return " ".join(parts)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.2g}" if 1e-3 <= abs(value) < 1e3 or value == 0 else f"{value:.1e}"
+    return str(value)
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+

@@ -1,0 +1,144 @@
+"""Train one configuration: seed, build, compile, fit with callbacks, evaluate.
+
+Used by the study's objective (one call per trial) and by ``search.train`` (a re-train).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from models import build_model, make_optimizer
+from search.callbacks import EpochRecorder
+from search.data import Splits
+
+__all__ = [
+    "FitResult",
+    "TrialDiverged",
+    "build_compiled",
+    "fit_config",
+    "save_history",
+    "summarize_epochs",
+]
+
+
+class TrialDiverged(Exception):
+    """The loss went NaN or infinite: the configuration diverged."""
+
+
+@dataclass
+class FitResult:
+    """What a fit produced; ``history`` has one row per epoch."""
+
+    history: pd.DataFrame
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return self.metrics["best_val_accuracy"]
+
+
+def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
+    """The model a config describes, compiled with its optimizer."""
+    model_args = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(model_args, dict)
+    builder = str(model_args.pop("builder"))
+    model = build_model(builder, splits.input_shape, splits.num_classes, **model_args)
+    opt = cfg.optimizer
+    model.compile(
+        optimizer=make_optimizer(
+            str(opt.name),
+            float(opt.learning_rate),
+            momentum=float(opt.get("momentum") or 0.0),
+            nesterov=bool(opt.get("nesterov") or False),
+        ),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit_config(
+    cfg: DictConfig,
+    splits: Splits,
+    recorder: EpochRecorder,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> FitResult:
+    """Seed, build and fit; early stopping restores the best weights; test set evaluated last.
+
+    Raises ``TrialDiverged`` on a NaN/inf loss. Exceptions raised by ``callbacks`` (a
+    pruning callback) propagate; ``recorder.rows`` then holds the epochs done.
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(int(cfg.seed))
+    model = build_compiled(cfg, splits)
+    monitor = str(cfg.metric)
+    early = keras.callbacks.EarlyStopping(
+        monitor=monitor, mode="max", patience=int(cfg.train.patience), restore_best_weights=True
+    )
+    model.fit(
+        splits.x_train,
+        splits.y_train,
+        validation_data=(splits.x_val, splits.y_val),
+        epochs=int(cfg.train.epochs),
+        batch_size=int(cfg.train.batch_size),
+        callbacks=[recorder, keras.callbacks.TerminateOnNaN(), early, *callbacks],
+        verbose=int(cfg.train.get("verbose", 0)),
+    )
+    if recorder.diverged:
+        raise TrialDiverged(f"loss became NaN/inf at epoch {len(recorder.rows) - 1}")
+    metrics = summarize_epochs(recorder.rows, monitor)
+    test_loss, test_accuracy = model.evaluate(
+        splits.x_test, splits.y_test, batch_size=1024, verbose=0
+    )
+    metrics.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy))
+    return FitResult(history=pd.DataFrame(recorder.rows), metrics=metrics)
+
+
+def summarize_epochs(rows: Sequence[dict[str, float]], monitor: str) -> dict[str, float]:
+    """Final metrics from per-epoch rows: best validation metric, epochs, seconds per epoch."""
+    if not rows:
+        return {"epochs_trained": 0.0}
+    values = np.array([row.get(monitor, math.nan) for row in rows], dtype=float)
+    best = int(np.nanargmax(values)) if np.isfinite(values).any() else 0
+    seconds = [row["epoch_seconds"] for row in rows]
+    steady = seconds[1:] or seconds  # epoch 0 also pays for tracing the graph
+    return {
+        f"best_{monitor}": float(values[best]),
+        "best_epoch": float(best),
+        "epochs_trained": float(len(rows)),
+        "seconds_per_epoch": float(np.median(steady)),
+        "first_epoch_seconds": float(seconds[0]),
+        "train_seconds": float(np.sum(seconds)),
+    }
+
+
+def save_history(rows: Sequence[dict[str, float]], out_dir: Path, title: str) -> None:
+    """``history.csv`` and ``learning_curve.png`` (accuracy and loss against epoch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out_dir / "history.csv", index=False)
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+    for column, axis in (("accuracy", ax_acc), ("loss", ax_loss)):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if f"{prefix}{column}" in frame:
+                axis.plot(frame["epoch"], frame[f"{prefix}{column}"], style, label=f"{prefix}{column}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(column)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_dir / "learning_curve.png", dpi=100)
+    plt.close(fig)
