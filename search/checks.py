@@ -31,7 +31,9 @@ def check_config(cfg: DictConfig) -> None:
     if int(cfg.train.patience) < 0:
         raise HarnessError(f"train.patience must be >= 0, got {cfg.train.patience}")
     if cfg.timeout is not None and not float(cfg.timeout) > 0:
-        raise HarnessError(f"timeout must be a positive number of seconds or null, got {cfg.timeout}")
+        raise HarnessError(
+            f"timeout must be a positive number of seconds or null, got {cfg.timeout}"
+        )
     if cfg.direction not in ("maximize", "minimize"):
         raise HarnessError(f"direction must be maximize or minimize, got {cfg.direction}")
 

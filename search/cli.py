@@ -9,7 +9,7 @@ from typing import NoReturn
 
 from search.errors import EXIT_USAGE, HarnessError
 
-__all__ = ["EXIT_INTERRUPTED", "guarded", "setup_logging"]
+__all__ = ["EXIT_INTERRUPTED", "entry", "guarded", "setup_logging"]
 
 EXIT_INTERRUPTED = 130
 log = logging.getLogger("search")
@@ -44,3 +44,13 @@ def guarded(task: Callable[[], None], resume_hint: str = "") -> None:
 def _fail(message: str, code: int) -> NoReturn:
     print(message, file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def entry(hydra_main: Callable[[], None]) -> None:
+    """Call a ``@hydra.main`` function; Hydra's own config errors exit 2 like ours."""
+    try:
+        hydra_main()
+    except SystemExit as exc:
+        if exc.code == 1:  # Hydra reports config errors (unknown key or option) with 1
+            sys.exit(EXIT_USAGE)
+        raise

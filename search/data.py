@@ -154,7 +154,8 @@ def load_cifar10_tarball(path: str | Path) -> tuple[tuple[np.ndarray, np.ndarray
             missing = [m for m in (*CIFAR_TRAIN, CIFAR_TEST) if m not in names]
             if missing:
                 raise DataError(
-                    f"dataset.path: {path} is not a CIFAR-10 python tarball (missing {missing[0]}); "
+                    f"dataset.path: {path} is not a CIFAR-10 python tarball "
+                    f"(missing {missing[0]}); "
                     "download cifar-10-python.tar.gz from the CIFAR-10 page"
                 )
             train = [_read_batch(tar, member) for member in CIFAR_TRAIN]
@@ -177,7 +178,9 @@ def _read_batch(tar: tarfile.TarFile, member: str) -> tuple[np.ndarray, np.ndarr
     except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as exc:
         raise DataError(f"dataset.path: {member} is not a CIFAR-10 batch ({exc})") from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
-        raise DataError(f"dataset.path: {member} has data of shape {data.shape}, expected (N, 3072)")
+        raise DataError(
+            f"dataset.path: {member} has data of shape {data.shape}, expected (N, 3072)"
+        )
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -186,6 +189,7 @@ class _BatchUnpickler(pickle.Unpickler):
 
     _ALLOWED = {
         ("numpy", "ndarray"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),

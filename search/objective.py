@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna_integration import KerasPruningCallback
 
 from search.callbacks import EpochRecorder
+from search.config import as_dict, resolved_copy
 from search.data import Splits
 from search.space import ParamSpec, apply_params, sample_params
 from search.tracking import StudyTracker, TrialRun
@@ -25,11 +26,12 @@ from search.training import TrialDiverged, fit_config, save_history, summarize_e
 __all__ = ["make_objective", "trial_config"]
 
 
-def trial_config(cfg: DictConfig, trial: optuna.trial.BaseTrial, specs: list[ParamSpec]) -> tuple[DictConfig, dict[str, Any]]:
+def trial_config(
+    cfg: DictConfig, trial: optuna.trial.BaseTrial, specs: list[ParamSpec]
+) -> tuple[DictConfig, dict[str, Any]]:
     """The trial's resolved config: sampled values applied, ``seed`` = base seed + trial number."""
     sampled = sample_params(trial, specs, cfg)
-    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    out = apply_params(resolved, sampled)
+    out = apply_params(resolved_copy(cfg), sampled)
     out.seed = int(cfg.seed) + int(trial.number)
     return out, sampled
 
@@ -39,8 +41,7 @@ def make_objective(
 ) -> Callable[[optuna.Trial], float]:
     def objective(trial: optuna.Trial) -> float:
         config, sampled = trial_config(cfg, trial, specs)
-        container = OmegaConf.to_container(config)
-        assert isinstance(container, dict)
+        container = as_dict(config)
         run = tracker.start_trial(trial.number, sampled, container)
         trial.set_user_attr("mlflow_run_id", run.run_id)
         trial.set_user_attr("config", container)

@@ -17,7 +17,7 @@ import optuna
 from omegaconf import DictConfig
 
 from search.checks import check_config
-from search.cli import guarded, setup_logging
+from search.cli import entry, guarded, setup_logging
 from search.data import splits_from_config
 from search.errors import HarnessError
 from search.objective import make_objective
@@ -36,18 +36,25 @@ def run_study(cfg: DictConfig) -> optuna.Study | None:
     specs = parse_space(cfg.space)
     validate_space_keys(specs, cfg)
     splits = splits_from_config(cfg.dataset)
-    log.info(f"study {cfg.study_name}: {len(specs)} searched params, data {splits.name} ({splits.sizes()})")
+    log.info(
+        f"study {cfg.study_name}: {len(specs)} searched params, "
+        f"data {splits.name} ({splits.sizes()})"
+    )
 
     study = open_study(cfg, specs)
     done = count_finished(study)
     if done >= int(cfg.n_trials):
-        log.info(f"study {cfg.study_name} already has {done} finished trials (n_trials={cfg.n_trials}); "
-                 "raise n_trials to run more")
+        log.info(
+            f"study {cfg.study_name} already has {done} finished trials (n_trials={cfg.n_trials}); "
+            "raise n_trials to run more"
+        )
         return study
     tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
     tracker.open()
-    log.info(f"running {int(cfg.n_trials) - done} more trial(s) ({done} finished before); "
-             f"storage {cfg.storage}, tracking {cfg.tracking_uri}")
+    log.info(
+        f"running {int(cfg.n_trials) - done} more trial(s) ({done} finished before); "
+        f"storage {cfg.storage}, tracking {cfg.tracking_uri}"
+    )
 
     guard = FailureGuard(int(cfg.max_failures))
     started = time.perf_counter()
@@ -80,8 +87,10 @@ def _summarize(study: optuna.Study, tracker: StudyTracker, cfg: DictConfig, seco
         tracker.summarize(metrics, tags, [csv])
     finished = count_finished(study)
     if "best_value" in metrics:
-        log.info(f"done in {seconds:.0f}s: {finished} finished trials, best {cfg.metric} "
-                 f"{metrics['best_value']:.4f} (trial {tags['best_trial']})")
+        log.info(
+            f"done in {seconds:.0f}s: {finished} finished trials, best {cfg.metric} "
+            f"{metrics['best_value']:.4f} (trial {tags['best_trial']})"
+        )
     else:
         log.info(f"done in {seconds:.0f}s: no trial completed")
     log.info(f"browse: mlflow ui --backend-store-uri {cfg.tracking_uri}")
@@ -91,8 +100,12 @@ def _summarize(study: optuna.Study, tracker: StudyTracker, cfg: DictConfig, seco
 @hydra.main(version_base="1.3", config_path="../studies", config_name="run")
 def main(cfg: DictConfig) -> None:
     setup_logging()
-    guarded(lambda: run_study(cfg) and None, resume_hint="run the same command again to continue")
+    guarded(lambda: _run(cfg), resume_hint="run the same command again to continue")
+
+
+def _run(cfg: DictConfig) -> None:
+    run_study(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import optuna
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
 )
-from omegaconf import DictConfig, OmegaConf
 
 from search.errors import SpaceError
 
@@ -87,7 +87,8 @@ def _flatten(tree: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
 def _parse_param(name: str, spec: Any) -> ParamSpec:
     if not isinstance(spec, Mapping):
         raise SpaceError(
-            f"space.{name}: expected a mapping like {{type: float, low: 0.1, high: 1}}, got {spec!r}"
+            f"space.{name}: expected a mapping like "
+            f"{{type: float, low: 0.1, high: 1}}, got {spec!r}"
         )
     kind = spec.get("type")
     if kind in ("float", "int"):
@@ -101,23 +102,29 @@ def _parse_param(name: str, spec: Any) -> ParamSpec:
 
 def _numeric(name: str, kind: str, spec: Mapping[str, Any]) -> BaseDistribution:
     _check_fields(name, spec, _NUMERIC_FIELDS)
-    low, high = spec.get("low"), spec.get("high")
+    low, high, step = spec.get("low"), spec.get("high"), spec.get("step")
     if not _is_number(low) or not _is_number(high):
         raise SpaceError(f"space.{name}: {kind} needs numeric low and high, got {low!r}, {high!r}")
-    log, step = bool(spec.get("log", False)), spec.get("step")
+    if step is not None and (not _is_number(step) or step <= 0):
+        raise SpaceError(f"space.{name}: step must be a positive number, got {step!r}")
+    return _numeric_distribution(name, kind, low, high, spec.get("log"), step)
+
+
+def _numeric_distribution(
+    name: str, kind: str, low: float, high: float, log: Any, step: float | None
+) -> BaseDistribution:
+    log = bool(log)
     if low > high:
         raise SpaceError(f"space.{name}: low ({low}) > high ({high}); swap them")
     if log and low <= 0:
         raise SpaceError(f"space.{name}: log scale needs low > 0, got low={low}")
     if log and step is not None:
         raise SpaceError(f"space.{name}: use either log or step, not both")
-    if step is not None and (not _is_number(step) or step <= 0):
-        raise SpaceError(f"space.{name}: step must be a positive number, got {step!r}")
     if kind == "int":
         if not all(float(v).is_integer() for v in (low, high, step or 1)):
             raise SpaceError(f"space.{name}: int needs whole-number low/high/step")
         return IntDistribution(int(low), int(high), log=log, step=int(step or 1))
-    return FloatDistribution(float(low), float(high), log=log, step=step)
+    return FloatDistribution(low, high, log=log, step=step)
 
 
 def _categorical(name: str, spec: Mapping[str, Any]) -> BaseDistribution:
@@ -145,11 +152,12 @@ def _check_fields(name: str, spec: Mapping[str, Any], allowed: set[str]) -> None
     unknown = sorted(set(spec) - allowed)
     if unknown:
         raise SpaceError(
-            f"space.{name}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            f"space.{name}: unknown field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
         )
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -10,10 +10,18 @@ from omegaconf import DictConfig, OmegaConf
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from search.config import as_dict
 from search.errors import HarnessError, first_line
 from search.space import ParamSpec, grid_search_space
 
-__all__ = ["FINISHED", "count_finished", "make_pruner", "make_sampler", "open_study"]
+__all__ = [
+    "FINISHED",
+    "count_finished",
+    "load_existing_study",
+    "make_pruner",
+    "make_sampler",
+    "open_study",
+]
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -48,12 +56,13 @@ def make_pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
     return _construct("pruner", name, _PRUNERS[name], **kwargs)  # type: ignore[no-any-return]
 
 
-def _name_and_kwargs(cfg: DictConfig, key: str, table: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _name_and_kwargs(
+    cfg: DictConfig, key: str, table: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
     section = cfg[key]
     if isinstance(section, str):
         section = OmegaConf.create({"name": section})
-    kwargs = OmegaConf.to_container(section, resolve=True)
-    assert isinstance(kwargs, dict)
+    kwargs = as_dict(section)
     name = str(kwargs.pop("name", ""))
     if name not in table:
         raise HarnessError(f"{key}: unknown {key} '{name}'; use one of: {', '.join(table)}")
@@ -74,7 +83,7 @@ def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
         study = optuna.create_study(
             study_name=str(cfg.study_name),
             storage=storage,
-            direction=str(cfg.direction),
+            direction="minimize" if cfg.direction == "minimize" else "maximize",
             pruner=make_pruner(cfg),
             load_if_exists=True,
         )
@@ -84,7 +93,20 @@ def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
     return study
 
 
-def _storage(url: str) -> optuna.storages.BaseStorage:
+def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
+    """Load a study that must already exist (export, report): never creates anything."""
+    storage = _storage(storage_url, create=False)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = ", ".join(optuna.get_all_study_names(storage)) or "none"
+        raise HarnessError(
+            f"no study '{study_name}' in {storage_url} (studies there: {names}); "
+            f"run python -m search.run study={study_name} first"
+        ) from None
+
+
+def _storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -92,7 +114,10 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
             f"storage: '{url}' is not a database URL; e.g. sqlite:///mlruns/optuna.db"
         ) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database).expanduser()
+        if not create and not path.is_file():
+            raise HarnessError(f"storage: no study database at {path}; run search.run first")
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         return optuna.storages.RDBStorage(url)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -101,4 +126,3 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
 
 def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
-

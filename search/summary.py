@@ -19,7 +19,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         return frame
     frame = frame.drop(columns=[c for c in frame.columns if c == "user_attrs_config"])
     frame["duration_seconds"] = frame.pop("duration").dt.total_seconds()
-    renamed = {c: c.removeprefix("user_attrs_") for c in frame.columns if c.startswith("user_attrs_")}
+    renamed = {
+        c: c.removeprefix("user_attrs_") for c in frame.columns if c.startswith("user_attrs_")
+    }
     return frame.rename(columns=renamed)
 
 
@@ -30,8 +32,11 @@ def study_summary(study: optuna.Study) -> tuple[dict[str, float], dict[str, str]
         "n_trials": float(len(trials)),
         "n_finished_trials": float(count_finished(study)),
     }
-    for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                  optuna.trial.TrialState.FAIL):
+    for state in (
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.FAIL,
+    ):
         metrics[f"n_{state.name.lower()}"] = float(sum(t.state == state for t in trials))
     tags: dict[str, str] = {}
     try:

@@ -78,15 +78,15 @@ class StudyTracker:
         self.experiment_id = ""
         self.parent_run_id = ""
 
-    def open(self) -> None:
-        """Get or create the experiment and the study's parent run (reused on continue)."""
+    def open(self, parent: bool = True) -> None:
+        """Get or create the experiment and (with ``parent``) the study's parent run."""
         try:
             self.experiment_id = self._experiment()
-            self.parent_run_id = self._parent_run()
+            if parent:
+                self.parent_run_id = self._parent_run()
         except MlflowException as exc:
             raise HarnessError(
-                f"tracking_uri: cannot use the MLflow store ({first_line(exc)}); "
-                "check tracking_uri"
+                f"tracking_uri: cannot use the MLflow store ({first_line(exc)}); check tracking_uri"
             ) from None
 
     def _experiment(self) -> str:
@@ -198,4 +198,3 @@ def _fmt(value: Any) -> str:
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-

@@ -13,10 +13,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from models import build_model, make_optimizer
 from search.callbacks import EpochRecorder
+from search.config import as_dict
 from search.data import Splits
 
 __all__ = [
@@ -47,8 +48,7 @@ class FitResult:
 
 def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
     """The model a config describes, compiled with its optimizer."""
-    model_args = OmegaConf.to_container(cfg.model, resolve=True)
-    assert isinstance(model_args, dict)
+    model_args = as_dict(cfg.model)
     builder = str(model_args.pop("builder"))
     model = build_model(builder, splits.input_shape, splits.num_classes, **model_args)
     opt = cfg.optimizer
@@ -133,7 +133,9 @@ def save_history(rows: Sequence[dict[str, float]], out_dir: Path, title: str) ->
     for column, axis in (("accuracy", ax_acc), ("loss", ax_loss)):
         for prefix, style in (("", "-"), ("val_", "--")):
             if f"{prefix}{column}" in frame:
-                axis.plot(frame["epoch"], frame[f"{prefix}{column}"], style, label=f"{prefix}{column}")
+                axis.plot(
+                    frame["epoch"], frame[f"{prefix}{column}"], style, label=f"{prefix}{column}"
+                )
         axis.set_xlabel("epoch")
         axis.set_ylabel(column)
         axis.grid(alpha=0.3)

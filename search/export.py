@@ -1,0 +1,73 @@
+"""``python -m search.export study=<name> [out=DIR]``: the best config and the trials table.
+
+Writes ``best.yaml`` (the best trial's full resolved config, runnable as is with
+``python -m search.train from=...``) and ``trials.csv`` (one row per trial) into ``out``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from search.checks import check_study_name
+from search.cli import entry, guarded, setup_logging
+from search.errors import HarnessError
+from search.storage import load_existing_study
+from search.summary import trials_frame
+
+__all__ = ["export_study"]
+
+log = logging.getLogger("search")
+
+
+def export_study(cfg: DictConfig) -> tuple[Path, Path]:
+    check_study_name(str(cfg.study_name))
+    study = load_existing_study(str(cfg.storage), str(cfg.study_name))
+    best = _best_trial(study)
+    config = best.user_attrs.get("config")
+    if not isinstance(config, dict):
+        raise HarnessError(f"trial {best.number} of study {study.study_name} has no stored config")
+    config["source"] = {
+        "study_name": study.study_name,
+        "trial_number": best.number,
+        "value": best.value,
+        "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
+        "storage": str(cfg.storage),
+    }
+    out = Path(str(cfg.out))
+    out.mkdir(parents=True, exist_ok=True)
+    best_yaml, trials_csv = out / "best.yaml", out / "trials.csv"
+    OmegaConf.save(OmegaConf.create(config), best_yaml)
+    trials_frame(study).to_csv(trials_csv, index=False)
+    log.info(f"best trial {best.number}: {cfg.metric} {best.value:.4f}, params {best.params}")
+    log.info(f"wrote {best_yaml} and {trials_csv} ({len(study.trials)} trials)")
+    log.info(f"re-train: python -m search.train from={best_yaml}")
+    return best_yaml, trials_csv
+
+
+def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    try:
+        return study.best_trial
+    except ValueError:
+        raise HarnessError(
+            f"study {study.study_name} has no completed trial yet; run "
+            f"python -m search.run study={study.study_name} first"
+        ) from None
+
+
+@hydra.main(version_base="1.3", config_path="../studies", config_name="export")
+def main(cfg: DictConfig) -> None:
+    setup_logging()
+    guarded(lambda: _export(cfg))
+
+
+def _export(cfg: DictConfig) -> None:
+    export_study(cfg)
+
+
+if __name__ == "__main__":
+    entry(main)

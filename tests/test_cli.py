@@ -1,0 +1,163 @@
+"""End to end through the real CLI: run, continue, export, re-train, bad input.
+
+Each command runs as a subprocess in a temp directory; results are checked through the
+Optuna and MLflow APIs, as a user would see them in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli, tiny
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-trial deep_dnn study on digits, then continued to 4 trials by the same command."""
+    work = tmp_path_factory.mktemp("study")
+    first = run_cli("search.run", "study=deep_dnn", "n_trials=3", *tiny(work / "mlruns"), cwd=work)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("trial ") >= 3
+    again = run_cli("search.run", "study=deep_dnn", "n_trials=4", *tiny(work / "mlruns"), cwd=work)
+    assert again.returncode == 0, again.stderr
+    assert "running 1 more trial(s) (3 finished before)" in again.stdout
+    return work
+
+
+def _study(work: Path) -> optuna.Study:
+    return optuna.load_study(study_name="deep_dnn", storage=f"sqlite:///{work}/mlruns/optuna.db")
+
+
+def _client(work: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{work}/mlruns/mlflow.db")
+
+
+def test_study_has_the_requested_finished_trials(study_dir: Path) -> None:
+    study = _study(study_dir)
+    assert len(study.get_trials(states=FINISHED)) == 4
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    for trial in study.trials:
+        assert set(trial.params) == {
+            "optimizer.learning_rate",
+            "model.batch_norm",
+            "model.dropout_rate",
+        }
+
+
+def test_one_parent_run_with_one_child_per_trial(study_dir: Path) -> None:
+    client = _client(study_dir)
+    experiment = client.get_experiment_by_name("deep_dnn")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("search.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("search.role") == "trial"]
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["n_finished_trials"] == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    study = _study(study_dir)
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
+    for trial in study.trials:
+        run = by_number[trial.number]
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.data.tags["optuna.state"] == trial.state.name
+        assert run.data.tags["optuna.study_name"] == "deep_dnn"
+        assert run.info.status == "FINISHED"
+    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert "trials.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_child_runs_carry_params_epoch_metrics_and_artifacts(study_dir: Path) -> None:
+    client = _client(study_dir)
+    study = _study(study_dir)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete, "at least one trial completes in a 2-epoch study"
+    for trial in complete:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        params = run.data.params
+        assert params["model.depth"] == "3" and params["train.epochs"] == "2"
+        assert float(params["optimizer.learning_rate"]) == pytest.approx(
+            trial.params["optimizer.learning_rate"]
+        )
+        assert params["seed"] == str(42 + trial.number)
+        epochs = int(run.data.metrics["epochs_trained"])
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert [m.step for m in history] == list(range(epochs)), key
+        best = max(m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
+        assert run.data.metrics["best_val_accuracy"] == pytest.approx(best)
+        assert trial.value == pytest.approx(best)
+        for key in ("test_accuracy", "seconds_per_epoch"):
+            assert key in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert artifacts == {"config.yaml", "history.csv", "learning_curve.png"}
+        local = Path(client.download_artifacts(run.info.run_id, "history.csv", str(study_dir)))
+        assert len(pd.read_csv(local)) == epochs
+
+
+def test_export_then_retrain_reproduces_the_trial(study_dir: Path) -> None:
+    out = study_dir / "exported"
+    export = run_cli(
+        "search.export",
+        "study=deep_dnn",
+        f"mlruns_dir={study_dir}/mlruns",
+        f"out={out}",
+        cwd=study_dir,
+    )
+    assert export.returncode == 0, export.stderr
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    study = _study(study_dir)
+    assert best["source"]["trial_number"] == study.best_trial.number
+    for key, value in study.best_trial.params.items():
+        section, name = key.split(".")
+        assert best[section][name] == pytest.approx(value)
+    table = pd.read_csv(out / "trials.csv")
+    assert len(table) == 4
+    assert {"number", "state", "value", "mlflow_run_id", "duration_seconds"} <= set(table.columns)
+
+    retrain = run_cli("search.train", f"from={out / 'best.yaml'}", cwd=study_dir)
+    assert retrain.returncode == 0, retrain.stderr
+    client = _client(study_dir)
+    experiment = client.get_experiment_by_name("deep_dnn")
+    (run,) = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`search.role` = 'retrain'"
+    )
+    assert run.data.tags["search.retrain_of"] == study.best_trial.user_attrs["mlflow_run_id"]
+    assert run.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["study=nope"], "study"),
+        (["study=deep_dnn", "n_trials=0"], "n_trials must be a positive whole number"),
+        (["study=deep_dnn", "space.optimizer.learning_rate.low=1"], "low (1) > high"),
+        (["study=deep_dnn", "dataset.path=/nonexistent/cifar.tar.gz"], "dataset.path: no file at"),
+        (["study=deep_dnn", "study_name=../escape"], "study_name: '../escape' is not allowed"),
+    ],
+)
+def test_bad_input_exits_2_and_creates_nothing(
+    workdir: Path, args: list[str], message: str
+) -> None:
+    result = run_cli("search.run", *args, f"mlruns_dir={workdir}/mlruns", cwd=workdir)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (workdir / "mlruns" / "optuna.db").exists()
+    assert not (workdir / "mlruns" / "mlflow.db").exists()
+
+
+def test_train_refuses_a_file_that_is_not_an_export(workdir: Path) -> None:
+    bogus = workdir / "notes.yaml"
+    bogus.write_text("hello: world\n")
+    result = run_cli("search.train", f"from={bogus}", cwd=workdir)
+    assert result.returncode == 2
+    assert "is not an exported config" in result.stderr

@@ -1,0 +1,68 @@
+"""Model builders and optimizers: plain functions, no Optuna or MLflow."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from models import build_dense_net, build_model, make_optimizer
+
+
+def _layers(model: keras.Model, kind: type) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+def test_course_net_is_20_by_100_elu_he() -> None:
+    model = build_dense_net((32, 32, 3), 10)
+    dense = _layers(model, keras.layers.Dense)
+    assert len(dense) == 21  # 20 hidden + softmax output
+    assert all(layer.units == 100 for layer in dense[:-1]) and dense[-1].units == 10
+    assert isinstance(dense[0].kernel_initializer, keras.initializers.HeNormal)
+    assert {layer.activation.__name__ for layer in _layers(model, keras.layers.Activation)} == {
+        "elu"
+    }
+    assert not _layers(model, keras.layers.BatchNormalization)
+    assert model.output_shape == (None, 10)
+
+
+def test_batch_norm_and_dropout_variants() -> None:
+    model = build_dense_net((8, 8, 1), 10, depth=4, width=8, batch_norm=True, dropout_rate=0.2)
+    assert len(_layers(model, keras.layers.BatchNormalization)) == 4
+    assert len(_layers(model, keras.layers.Dropout)) == 4
+    assert not any(layer.use_bias for layer in _layers(model, keras.layers.Dense)[:-1])
+    probs = model(np.zeros((3, 8, 8, 1), "float32")).numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_registry_and_bad_arguments() -> None:
+    assert build_model("dense", (8, 8, 1), 10, depth=2, width=4).count_params() > 0
+    with pytest.raises(ValueError, match="unknown model.builder 'cnn'"):
+        build_model("cnn", (8, 8, 1), 10)
+    with pytest.raises(ValueError, match="dropout_rate"):
+        build_dense_net((8, 8, 1), 10, dropout_rate=1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("sgd", keras.optimizers.SGD),
+        ("adam", keras.optimizers.Adam),
+        ("nadam", keras.optimizers.Nadam),
+        ("rmsprop", keras.optimizers.RMSprop),
+        ("adamw", keras.optimizers.AdamW),
+    ],
+)
+def test_optimizers(name: str, cls: type) -> None:
+    opt = make_optimizer(name, 0.01, momentum=0.9, nesterov=True)
+    assert isinstance(opt, cls)
+    assert float(opt.learning_rate) == pytest.approx(0.01)
+    if name == "sgd":
+        assert opt.momentum == 0.9 and opt.nesterov is True
+
+
+def test_optimizer_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        make_optimizer("lbfgs", 0.1)
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+        make_optimizer("sgd", 0.0)
