@@ -23,7 +23,7 @@ from search.errors import HarnessError
 from search.objective import make_objective
 from search.progress import FailureGuard, ProgressLine
 from search.space import parse_space, validate_space_keys
-from search.storage import FINISHED, count_finished, open_study
+from search.storage import FINISHED, count_finished, open_storage, open_study
 from search.summary import study_summary, trials_frame
 from search.tracking import StudyTracker
 from search.training import TrialDiverged
@@ -41,7 +41,10 @@ def run_study(cfg: DictConfig) -> optuna.Study | None:
         f"data {splits.name} ({splits.sizes()})"
     )
 
-    study = open_study(cfg, specs)
+    storage = open_storage(str(cfg.storage))
+    tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
+    tracker.check()
+    study = open_study(cfg, specs, storage)
     done = count_finished(study)
     if done >= int(cfg.n_trials):
         log.info(
@@ -49,7 +52,6 @@ def run_study(cfg: DictConfig) -> optuna.Study | None:
             "raise n_trials to run more"
         )
         return study
-    tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
     tracker.open()
     log.info(
         f"running {int(cfg.n_trials) - done} more trial(s) ({done} finished before); "

@@ -20,6 +20,7 @@ __all__ = [
     "load_existing_study",
     "make_pruner",
     "make_sampler",
+    "open_storage",
     "open_study",
 ]
 
@@ -76,26 +77,33 @@ def _construct(kind: str, name: str, cls: Any, **kwargs: Any) -> Any:
         raise HarnessError(f"{kind}={name}: bad arguments ({exc})") from None
 
 
-def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
-    """Create the study, or load it to continue; the sampler's seed moves on with the study."""
-    storage = _storage(str(cfg.storage))
+def open_study(
+    cfg: DictConfig, specs: list[ParamSpec], storage: optuna.storages.BaseStorage
+) -> optuna.Study:
+    """Create the study, or load it to continue; the sampler's seed moves on with the study.
+
+    Sampler and pruner are built (and so checked) before the study is created.
+    """
+    sampler, pruner = make_sampler(cfg, specs, seed=int(cfg.seed)), make_pruner(cfg)
     try:
         study = optuna.create_study(
             study_name=str(cfg.study_name),
             storage=storage,
             direction="minimize" if cfg.direction == "minimize" else "maximize",
-            pruner=make_pruner(cfg),
+            sampler=sampler,
+            pruner=pruner,
             load_if_exists=True,
         )
     except SQLAlchemyError as exc:
         raise HarnessError(f"storage: cannot open {cfg.storage} ({first_line(exc)})") from None
-    study.sampler = make_sampler(cfg, specs, seed=int(cfg.seed) + len(study.trials))
+    if study.trials:  # a continued study: don't replay the first run's random draws
+        study.sampler = make_sampler(cfg, specs, seed=int(cfg.seed) + len(study.trials))
     return study
 
 
 def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
     """Load a study that must already exist (export, report): never creates anything."""
-    storage = _storage(storage_url, create=False)
+    storage = open_storage(storage_url, create=False)
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
@@ -106,7 +114,8 @@ def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
         ) from None
 
 
-def _storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
+def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
+    """The Optuna storage at ``url`` (its schema is created, no study is)."""
     try:
         parsed = make_url(url)
     except ArgumentError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +36,26 @@ _SHORT = {"learning_rate": "lr", "batch_norm": "bn", "dropout_rate": "drop", "mo
 
 
 class TrialRun:
-    """The MLflow child run of one trial."""
+    """The MLflow child run of one trial.
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    Epoch metrics go through a one-thread executor: training does not wait for the store,
+    the order of epochs is kept, and ``finish`` waits for every pending write. (MLflow's
+    own async mode joins its worker thread at ``set_terminated``, which costs up to a
+    second per run.)
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, executor: ThreadPoolExecutor) -> None:
         self.client, self.run_id = client, run_id
-        self._pending: list[Any] = []
+        self._executor = executor
+        self._pending: list[Future[Any]] = []
 
     def log_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
-        """Per-epoch metrics with ``step=epoch``, sent asynchronously (waited for at finish)."""
+        """Per-epoch metrics with ``step=epoch``, written in the background."""
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, epoch) for k, v in logs.items()]
-        self._pending.append(self.client.log_batch(self.run_id, metrics=metrics, synchronous=False))
+        self._pending.append(
+            self._executor.submit(self.client.log_batch, self.run_id, metrics=metrics)
+        )
 
     def finish(
         self,
@@ -56,8 +66,8 @@ class TrialRun:
         status: str | None = None,
     ) -> None:
         """Close the run: wait for epoch metrics, log final metrics/tags/artifacts, set status."""
-        for operation in self._pending:
-            operation.wait()
+        for pending in self._pending:
+            pending.result()
         self._pending.clear()
         now = int(time.time() * 1000)
         final = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
@@ -77,6 +87,17 @@ class StudyTracker:
         self.artifact_root = Path(artifact_root).expanduser().resolve()
         self.experiment_id = ""
         self.parent_run_id = ""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-epochs")
+
+    def check(self) -> None:
+        """Reach the MLflow store without creating anything in it (but its schema)."""
+        _make_sqlite_dir(self.client.tracking_uri)
+        try:
+            self.client.search_experiments(max_results=1)
+        except MlflowException as exc:
+            raise HarnessError(
+                f"tracking_uri: cannot use the MLflow store ({first_line(exc)}); check tracking_uri"
+            ) from None
 
     def open(self, parent: bool = True) -> None:
         """Get or create the experiment and (with ``parent``) the study's parent run."""
@@ -132,7 +153,7 @@ class StudyTracker:
         params = [Param(k, v) for k, v in flatten_config(config).items()]
         for chunk in _chunks(params, _MAX_BATCH):
             self.client.log_batch(run.info.run_id, params=chunk)
-        return TrialRun(self.client, run.info.run_id)
+        return TrialRun(self.client, run.info.run_id, self._executor)
 
     def start_run(self, name: str, tags: Mapping[str, str], config: Mapping[str, Any]) -> TrialRun:
         """A run that is not a trial (a re-train), in the study's experiment."""
@@ -142,7 +163,7 @@ class StudyTracker:
         params = [Param(k, v) for k, v in flatten_config(config).items()]
         for chunk in _chunks(params, _MAX_BATCH):
             self.client.log_batch(run.info.run_id, params=chunk)
-        return TrialRun(self.client, run.info.run_id)
+        return TrialRun(self.client, run.info.run_id, self._executor)
 
     def summarize(
         self, metrics: Mapping[str, float], tags: Mapping[str, str], files: Iterable[Path]
@@ -162,6 +183,11 @@ class StudyTracker:
     def close_parent(self, status: str) -> None:
         if self.parent_run_id:
             self.client.set_terminated(self.parent_run_id, status)
+
+
+def _make_sqlite_dir(uri: str) -> None:
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -16,7 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from models import build_model, make_optimizer
-from search.callbacks import EpochRecorder
+from search.callbacks import EpochRecorder, TrialDiverged
 from search.config import as_dict
 from search.data import Splits
 
@@ -28,10 +28,6 @@ __all__ = [
     "save_history",
     "summarize_epochs",
 ]
-
-
-class TrialDiverged(Exception):
-    """The loss went NaN or infinite: the configuration diverged."""
 
 
 @dataclass
@@ -89,11 +85,9 @@ def fit_config(
         validation_data=(splits.x_val, splits.y_val),
         epochs=int(cfg.train.epochs),
         batch_size=int(cfg.train.batch_size),
-        callbacks=[recorder, keras.callbacks.TerminateOnNaN(), early, *callbacks],
+        callbacks=[recorder, early, *callbacks],
         verbose=int(cfg.train.get("verbose", 0)),
     )
-    if recorder.diverged:
-        raise TrialDiverged(f"loss became NaN/inf at epoch {len(recorder.rows) - 1}")
     metrics = summarize_epochs(recorder.rows, monitor)
     test_loss, test_accuracy = model.evaluate(
         splits.x_test, splits.y_test, batch_size=1024, verbose=0
