@@ -120,6 +120,7 @@ def save_history(rows: Sequence[dict[str, float]], out_dir: Path, title: str) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     frame = pd.DataFrame(rows)
     frame.to_csv(out_dir / "history.csv", index=False)
@@ -131,6 +132,7 @@ def save_history(rows: Sequence[dict[str, float]], out_dir: Path, title: str) ->
                     frame["epoch"], frame[f"{prefix}{column}"], style, label=f"{prefix}{column}"
                 )
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(column)
         axis.grid(alpha=0.3)
         axis.legend()
