@@ -8,5 +8,8 @@ from __future__ import annotations
 
 import os
 
-# Quiet TensorFlow's C++ start-up chatter before anything imports it.
+# Before anything imports TensorFlow: no C++ start-up chatter, and oneDNN's custom ops off
+# unless the user sets TF_ENABLE_ONEDNN_OPTS=1 (they reorder floating-point sums, which
+# breaks "same seed, same machine, same result" for a re-train; no faster on these nets).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -27,7 +27,7 @@ def setup_logging(level: int = logging.INFO) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial failures: our progress line
 
 
 def guarded(task: Callable[[], None], resume_hint: str = "") -> None:

@@ -7,6 +7,7 @@ caught by the study so it goes on). The trial's MLflow run is closed in every ca
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,8 @@ from search.tracking import StudyTracker, TrialRun
 from search.training import TrialDiverged, fit_config, save_history, summarize_epochs
 
 __all__ = ["make_objective", "trial_config"]
+
+log = logging.getLogger("search")
 
 
 def trial_config(
@@ -53,11 +56,17 @@ def make_objective(
             _close(run, "PRUNED", recorder, config, trial.number)
             raise
         except TrialDiverged as exc:
+            trial.set_user_attr("diagnosis", "diverged")
+            trial.set_user_attr("error", _describe(exc))
             _close(run, "FAIL", recorder, config, trial.number, diagnosis="diverged", error=exc)
             raise
         except BaseException as exc:  # Ctrl-C, a bug, OOM: close the run, let Optuna decide
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else None
-            _close(run, "FAIL", recorder, config, trial.number, error=exc, status=status)
+            try:
+                trial.set_user_attr("error", _describe(exc))
+                _close(run, "FAIL", recorder, config, trial.number, error=exc, status=status)
+            except Exception as close_error:  # never hide the original error
+                log.warning(f"trial {trial.number}: could not close its MLflow run ({close_error})")
             raise
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
@@ -65,6 +74,10 @@ def make_objective(
         return result.best_val_accuracy
 
     return objective
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".strip()[:5000]
 
 
 def _close(
@@ -83,7 +96,7 @@ def _close(
     if diagnosis:
         tags["diagnosis"] = diagnosis
     if error is not None:
-        tags["error"] = f"{type(error).__name__}: {error}"[:5000]
+        tags["error"] = _describe(error)
     with tempfile.TemporaryDirectory(prefix="search-trial-") as tmp:
         out = Path(tmp)
         OmegaConf.save(config, out / "config.yaml")

@@ -6,6 +6,11 @@ Optuna and MLflow APIs, as a user would see them in the MLflow UI.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -161,3 +166,49 @@ def test_train_refuses_a_file_that_is_not_an_export(workdir: Path) -> None:
     result = run_cli("search.train", f"from={bogus}", cwd=workdir)
     assert result.returncode == 2
     assert "is not an exported config" in result.stderr
+
+
+def test_ctrl_c_then_the_same_command_continues(workdir: Path) -> None:
+    args = [
+        "search.run",
+        "study=deep_dnn",
+        "n_trials=3",
+        *tiny(workdir / "mlruns", "train.epochs=40", "train.patience=40"),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait for the first finished trial, then interrupt the second
+        if line.startswith("trial   0"):
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; run the same command again to continue" in stderr
+    assert "Traceback" not in stderr
+
+    study = _study(workdir)
+    states = [t.state for t in study.trials]
+    assert states[0] == optuna.trial.TrialState.COMPLETE
+    assert states[1] == optuna.trial.TrialState.FAIL
+    killed = _client(workdir).get_run(study.trials[1].user_attrs["mlflow_run_id"])
+    assert killed.info.status == "KILLED" and killed.data.tags["optuna.state"] == "FAIL"
+
+    again = run_cli(*args, cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert "running 2 more trial(s) (1 finished before)" in again.stdout
+    study = _study(workdir)
+    assert len(study.get_trials(states=FINISHED)) == 3
+    experiment = _client(workdir).get_experiment_by_name("deep_dnn")
+    parents = _client(workdir).search_runs(
+        [experiment.experiment_id], filter_string="tags.`search.role` = 'study'"
+    )
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"

@@ -59,6 +59,8 @@ def test_diverged_trial_fails_alone_and_says_why(tmp_path: Path) -> None:
     assert run.data.tags["diagnosis"] == "diverged"
     assert run.data.tags["optuna.state"] == "FAIL"
     assert "loss became nan" in run.data.tags["error"].lower()
+    assert study.trials[0].user_attrs["diagnosis"] == "diverged"
+    assert study.trials[0].user_attrs["error"] == run.data.tags["error"]
 
 
 def test_fixed_trial_runs_without_a_study(tmp_path: Path) -> None:
