@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 from sklearn.model_selection import train_test_split
 
-from search.errors import DataError
+from search.errors import DataError, first_line
 
 __all__ = ["Splits", "load_cifar10_tarball", "load_splits", "splits_from_config"]
 
@@ -131,10 +131,10 @@ def _download_cifar10() -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     try:
         return keras.datasets.cifar10.load_data()  # type: ignore[no-any-return]
     except Exception as exc:  # offline, proxy, partial download: all mean the same here
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise DataError(
-            f"cannot download CIFAR-10 ({reason}); put cifar-10-python.tar.gz somewhere and "
-            "pass dataset.path=/path/to/cifar-10-python.tar.gz, or use dataset=digits"
+            f"cannot download CIFAR-10 ({first_line(exc, 240)}); put cifar-10-python.tar.gz "
+            "somewhere and pass dataset.path=/path/to/cifar-10-python.tar.gz, "
+            "or use dataset=digits"
         ) from None
 
 

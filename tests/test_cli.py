@@ -19,6 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.cifar_fixture import make_cifar_tarball
 from tests.conftest import run_cli, tiny
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -212,3 +213,22 @@ def test_ctrl_c_then_the_same_command_continues(workdir: Path) -> None:
         [experiment.experiment_id], filter_string="tags.`search.role` = 'study'"
     )
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+
+def test_cifar10_from_a_local_tarball(workdir: Path) -> None:
+    tarball = workdir / "cifar-10-python.tar.gz"
+    make_cifar_tarball(tarball, per_batch=40, test=50)
+    result = run_cli(
+        "search.run",
+        "study=deep_dnn",
+        "n_trials=1",
+        *tiny(workdir / "mlruns", "dataset=cifar10", f"dataset.path={tarball}"),
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "data cifar10 (180 train / 20 val / 50 test)" in result.stdout
+    (trial,) = _study(workdir).trials
+    run = _client(workdir).get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.data.params["dataset.name"] == "cifar10"
+    assert run.data.params["dataset.path"] == str(tarball)
+    assert "test_accuracy" in run.data.metrics
