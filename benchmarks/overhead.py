@@ -24,6 +24,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import search  # noqa: E402, F401  (sets the TensorFlow environment before keras loads)
+
+# isort: split
 import keras  # noqa: E402
 import optuna  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402

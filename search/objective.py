@@ -53,12 +53,17 @@ def make_objective(
         try:
             result = fit_config(config, splits, recorder, callbacks=[pruning])
         except optuna.TrialPruned:
-            _close(run, "PRUNED", recorder, config, trial.number)
+            _record(trial, _close(run, "PRUNED", recorder, config, trial.number))
             raise
         except TrialDiverged as exc:
             trial.set_user_attr("diagnosis", "diverged")
             trial.set_user_attr("error", _describe(exc))
-            _close(run, "FAIL", recorder, config, trial.number, diagnosis="diverged", error=exc)
+            _record(
+                trial,
+                _close(
+                    run, "FAIL", recorder, config, trial.number, diagnosis="diverged", error=exc
+                ),
+            )
             raise
         except BaseException as exc:  # Ctrl-C, a bug, OOM: close the run, let Optuna decide
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else None
@@ -68,12 +73,17 @@ def make_objective(
             except Exception as close_error:  # never hide the original error
                 log.warning(f"trial {trial.number}: could not close its MLflow run ({close_error})")
             raise
-        for key, value in result.metrics.items():
-            trial.set_user_attr(key, value)
+        _record(trial, result.metrics)
         _close(run, "COMPLETE", recorder, config, trial.number, metrics=result.metrics)
         return result.best_val_accuracy
 
     return objective
+
+
+def _record(trial: optuna.Trial, metrics: dict[str, float]) -> None:
+    """The trial's final metrics as user attrs (pruned and failed trials too)."""
+    for key, value in metrics.items():
+        trial.set_user_attr(key, value)
 
 
 def _describe(error: BaseException) -> str:
@@ -90,7 +100,8 @@ def _close(
     diagnosis: str | None = None,
     error: BaseException | None = None,
     status: str | None = None,
-) -> None:
+) -> dict[str, float]:
+    """Close the trial's MLflow run with its artifacts; returns the final metrics logged."""
     final = metrics if metrics is not None else summarize_epochs(recorder.rows, str(config.metric))
     tags: dict[str, str] = {}
     if diagnosis:
@@ -103,3 +114,4 @@ def _close(
         if recorder.rows:
             save_history(recorder.rows, out, title=f"{config.study_name} trial {number} ({state})")
         run.finish(state, metrics=final, tags=tags, artifacts_dir=out, status=status)
+    return final

@@ -150,9 +150,7 @@ class StudyTracker:
             STATE_TAG: "RUNNING",
         }
         run = self.client.create_run(self.experiment_id, tags=tags)
-        params = [Param(k, v) for k, v in flatten_config(config).items()]
-        for chunk in _chunks(params, _MAX_BATCH):
-            self.client.log_batch(run.info.run_id, params=chunk)
+        self._log_config(run.info.run_id, config)
         return TrialRun(self.client, run.info.run_id, self._executor)
 
     def start_run(self, name: str, tags: Mapping[str, str], config: Mapping[str, Any]) -> TrialRun:
@@ -160,10 +158,13 @@ class StudyTracker:
         run = self.client.create_run(
             self.experiment_id, run_name=name, tags={STUDY_TAG: self.study_name, **tags}
         )
+        self._log_config(run.info.run_id, config)
+        return TrialRun(self.client, run.info.run_id, self._executor)
+
+    def _log_config(self, run_id: str, config: Mapping[str, Any]) -> None:
         params = [Param(k, v) for k, v in flatten_config(config).items()]
         for chunk in _chunks(params, _MAX_BATCH):
-            self.client.log_batch(run.info.run_id, params=chunk)
-        return TrialRun(self.client, run.info.run_id, self._executor)
+            self.client.log_batch(run_id, params=chunk)
 
     def summarize(
         self, metrics: Mapping[str, float], tags: Mapping[str, str], files: Iterable[Path]
