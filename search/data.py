@@ -48,6 +48,12 @@ class Splits:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    @functools.cached_property
+    def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature mean and variance of the flattened training images."""
+        flat = self.x_train.reshape(len(self.x_train), -1)
+        return flat.mean(axis=0), flat.var(axis=0)
+
     def sizes(self) -> str:
         return f"{len(self.x_train)} train / {len(self.x_val)} val / {len(self.x_test)} test"
 

@@ -11,8 +11,10 @@ mapping with ``type``::
     {type: categorical, choices: [false, true]}
     {type: float, low: 0.5, high: 0.999, when: {optimizer.name: sgd}}
 
-``when`` makes a parameter conditional: it is sampled only when every named key has
-(one of) the given value(s), looking at parameters sampled before it, then at the config.
+A parameter set to ``null`` is not searched (handy over a space a study inherits, or on
+the command line: ``space.model.dropout_rate=null``). ``when`` makes a parameter
+conditional: it is sampled only when every named key has (one of) the given value(s),
+looking at parameters sampled before it, then at the config.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def _flatten(tree: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for key, value in tree.items():
         name = f"{prefix}{key}"
+        if value is None:  # `key: null` (e.g. over an inherited space): not searched
+            continue
         if isinstance(value, Mapping) and "type" not in value:
             if not value:
                 raise SpaceError(f"space.{name}: empty; give it a type (float, int, categorical)")

@@ -19,6 +19,7 @@ from models import build_model, make_optimizer
 from search.callbacks import EpochRecorder, TrialDiverged
 from search.config import as_dict
 from search.data import Splits
+from search.evaluation import evaluate_test_set
 
 __all__ = [
     "FitResult",
@@ -46,6 +47,8 @@ def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
     """The model a config describes, compiled with its optimizer."""
     model_args = as_dict(cfg.model)
     builder = str(model_args.pop("builder"))
+    if model_args.get("standardize"):
+        model_args["input_stats"] = splits.feature_stats
     model = build_model(builder, splits.input_shape, splits.num_classes, **model_args)
     opt = cfg.optimizer
     model.compile(
@@ -89,10 +92,16 @@ def fit_config(
         verbose=int(cfg.train.get("verbose", 0)),
     )
     metrics = summarize_epochs(recorder.rows, monitor)
-    test_loss, test_accuracy = model.evaluate(
-        splits.x_test, splits.y_test, batch_size=1024, verbose=0
+    evaluate = cfg.get("evaluate") or {}
+    metrics.update(
+        evaluate_test_set(
+            model,
+            splits.x_test,
+            splits.y_test,
+            mc_samples=int(evaluate.get("mc_dropout_samples") or 0),
+            bins=int(evaluate.get("ece_bins") or 15),
+        )
     )
-    metrics.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy))
     return FitResult(history=pd.DataFrame(recorder.rows), metrics=metrics)
 
 

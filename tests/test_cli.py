@@ -232,3 +232,39 @@ def test_cifar10_from_a_local_tarball(workdir: Path) -> None:
     assert run.data.params["dataset.name"] == "cifar10"
     assert run.data.params["dataset.path"] == str(tarball)
     assert "test_accuracy" in run.data.metrics
+
+
+@pytest.mark.parametrize("study", ["deep_dnn_bn", "deep_dnn_selu", "bn_vs_nobn"])
+def test_course_studies_run_on_digits(workdir: Path, study: str) -> None:
+    result = run_cli(
+        "search.run",
+        f"study={study}",
+        "n_trials=2",
+        "evaluate.mc_dropout_samples=5" if study == "deep_dnn_selu" else "seed=42",
+        *tiny(workdir / "mlruns"),
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(
+        study_name=study, storage=f"sqlite:///{workdir}/mlruns/optuna.db"
+    ).trials
+    assert len(trials) == 2
+    client = _client(workdir)
+    for trial in trials:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        params = run.data.params
+        if study == "deep_dnn_bn":
+            assert (
+                params["model.batch_norm"] == "True" and params["model.input_batch_norm"] == "True"
+            )
+            assert ("optimizer.momentum" in trial.params) == (
+                trial.params["optimizer.name"] == "sgd"
+            )
+        if study == "deep_dnn_selu":
+            assert params["model.activation"] == "selu" and params["model.dropout"] == "alpha"
+        if study == "bn_vs_nobn":
+            assert "model.batch_norm" in trial.params
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert {"test_accuracy", "test_nll", "test_ece"} <= set(run.data.metrics)
+            mc = {"mc_test_accuracy", "mc_test_nll", "mc_test_ece", "mc_predictive_entropy"}
+            assert (mc <= set(run.data.metrics)) == (study == "deep_dnn_selu")

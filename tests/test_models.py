@@ -66,3 +66,48 @@ def test_optimizer_rejects_nonsense() -> None:
         make_optimizer("lbfgs", 0.1)
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         make_optimizer("sgd", 0.0)
+
+
+@pytest.mark.parametrize("activation", ["elu", "selu", "relu", "leaky_relu", "tanh", "sigmoid"])
+def test_every_course_activation_builds_and_predicts(activation: str) -> None:
+    model = build_dense_net((8, 8, 1), 10, depth=2, width=8, activation=activation)
+    assert model(np.ones((2, 8, 8, 1), "float32")).shape == (2, 10)
+
+
+def test_constant_initializer_puts_the_same_value_everywhere() -> None:
+    model = build_dense_net((8, 8, 1), 10, depth=3, width=8, initializer="constant")
+    kernel = model.get_layer("dense_2").get_weights()[0]
+    assert np.all(kernel == kernel.flat[0])
+    hidden = keras.Model(model.input, model.get_layer("elu_3").output)
+    out = hidden(np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")).numpy()
+    assert np.allclose(out, out[:, :1])  # every unit of a layer computes the same thing
+
+
+def test_selu_variant_standardises_with_training_stats_and_uses_alpha_dropout() -> None:
+    mean, variance = np.full(64, 0.5, "float32"), np.full(64, 0.04, "float32")
+    model = build_dense_net(
+        (8, 8, 1),
+        10,
+        depth=2,
+        width=8,
+        activation="selu",
+        initializer="lecun_normal",
+        standardize=True,
+        input_stats=(mean, variance),
+        dropout="alpha",
+        dropout_rate=0.1,
+    )
+    norm = keras.Model(model.input, model.get_layer("standardize").output)
+    out = norm(np.full((1, 8, 8, 1), 0.7, "float32")).numpy()
+    np.testing.assert_allclose(out, 1.0, rtol=1e-4)  # (0.7 - 0.5) / 0.2
+    assert len(_layers(model, keras.layers.AlphaDropout)) == 2
+    with pytest.raises(ValueError, match="needs input_stats"):
+        build_dense_net((8, 8, 1), 10, standardize=True)
+
+
+def test_input_batch_norm_and_unknown_choices() -> None:
+    model = build_dense_net((8, 8, 1), 10, depth=2, width=8, input_batch_norm=True)
+    assert model.get_layer("bn_input") is not None
+    for kwargs in ({"activation": "swish"}, {"initializer": "zeros"}, {"dropout": "gaussian"}):
+        with pytest.raises(ValueError, match="is not one of"):
+            build_dense_net((8, 8, 1), 10, **kwargs)  # type: ignore[arg-type]

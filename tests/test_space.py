@@ -167,3 +167,13 @@ def test_grid_space_enumerates_steps_and_choices() -> None:
         grid_search_space(
             parse_space({"a": {"type": "float", "low": 1e-4, "high": 1, "log": True}})
         )
+
+
+def test_null_parameters_are_not_searched() -> None:
+    specs = parse_space(
+        {
+            "model": {"batch_norm": None, "dropout_rate": {"type": "float", "low": 0, "high": 1}},
+            "optimizer.learning_rate": None,
+        }
+    )
+    assert [spec.name for spec in specs] == ["model.dropout_rate"]

@@ -1,0 +1,81 @@
+"""Evaluation: metrics on hand-made probabilities, MC Dropout really stochastic."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from models import build_dense_net
+from search.evaluation import (
+    classification_metrics,
+    evaluate_test_set,
+    expected_calibration_error,
+    mc_predict,
+)
+
+X = np.random.default_rng(0).random((64, 8, 8, 1)).astype("float32")
+Y = np.arange(64) % 10
+
+
+def test_metrics_on_known_probabilities() -> None:
+    perfect = np.eye(10)[Y]
+    assert classification_metrics(perfect, Y) == pytest.approx(
+        {"accuracy": 1.0, "nll": 0.0, "ece": 0.0}, abs=1e-9
+    )
+    uniform = np.full((64, 10), 0.1)
+    metrics = classification_metrics(uniform, Y)
+    assert metrics["nll"] == pytest.approx(math.log(10))
+
+
+def test_ece_of_overconfident_predictions() -> None:
+    probs = np.full((4, 2), 0.2)
+    probs[:, 0] = 0.8  # always class 0 at confidence 0.8
+    labels = np.array([0, 0, 1, 1])  # right half the time
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.3)
+
+
+def test_mc_passes_differ_with_dropout_and_not_without() -> None:
+    keras.utils.set_random_seed(0)
+    with_dropout = build_dense_net((8, 8, 1), 10, depth=3, width=32, dropout_rate=0.3)
+    passes = mc_predict(with_dropout, X, samples=5)
+    assert passes.shape == (5, 64, 10)
+    assert not np.allclose(passes[0], passes[1])
+    deterministic = with_dropout.predict(X, verbose=0)
+    assert not np.allclose(passes.mean(axis=0), deterministic)
+
+    no_dropout = build_dense_net((8, 8, 1), 10, depth=3, width=32, batch_norm=True)
+    passes = mc_predict(no_dropout, X, samples=3)
+    np.testing.assert_allclose(passes[0], passes[2], rtol=1e-6)
+    np.testing.assert_allclose(passes[0], no_dropout.predict(X, verbose=0), rtol=1e-5)
+
+
+def test_alpha_dropout_is_active_and_batch_norm_stays_in_inference_mode() -> None:
+    keras.utils.set_random_seed(1)
+    model = build_dense_net(
+        (8, 8, 1), 10, depth=2, width=16, batch_norm=True, dropout_rate=0.2, dropout="alpha"
+    )
+    bn = model.get_layer("bn_1")
+    before = [w.copy() for w in bn.get_weights()]
+    passes = mc_predict(model, X, samples=2)
+    assert not np.allclose(passes[0], passes[1])
+    for old, new in zip(before, bn.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)  # moving statistics untouched
+
+
+def test_evaluate_test_set_reports_both_views() -> None:
+    model = build_dense_net((8, 8, 1), 10, depth=2, width=16, dropout_rate=0.2)
+    out = evaluate_test_set(model, X, Y, mc_samples=4)
+    assert set(out) == {
+        "test_accuracy",
+        "test_nll",
+        "test_ece",
+        "mc_test_accuracy",
+        "mc_test_nll",
+        "mc_test_ece",
+        "mc_predictive_entropy",
+    }
+    assert 0.0 <= out["mc_predictive_entropy"] <= math.log(10) + 1e-6
+    assert set(evaluate_test_set(model, X, Y)) == {"test_accuracy", "test_nll", "test_ece"}
