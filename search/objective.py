@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from optuna_integration import KerasPruningCallback
 
 from search.callbacks import EpochRecorder
 from search.config import as_dict, resolved_copy
 from search.data import Splits
+from search.diagnostics import StuckAtChance
 from search.space import ParamSpec, apply_params, sample_params
 from search.tracking import StudyTracker, TrialRun
 from search.training import TrialDiverged, fit_config, save_history, summarize_epochs
@@ -55,6 +57,13 @@ def make_objective(
         except optuna.TrialPruned:
             _record(trial, _close(run, "PRUNED", recorder, config, trial.number))
             raise
+        except StuckAtChance as exc:
+            trial.set_user_attr("diagnosis", "stuck_at_chance")
+            final = _close(
+                run, "PRUNED", recorder, config, trial.number, diagnosis="stuck_at_chance"
+            )
+            _record(trial, final)
+            raise optuna.TrialPruned(str(exc)) from None
         except TrialDiverged as exc:
             trial.set_user_attr("diagnosis", "diverged")
             trial.set_user_attr("error", _describe(exc))
@@ -74,7 +83,15 @@ def make_objective(
                 log.warning(f"trial {trial.number}: could not close its MLflow run ({close_error})")
             raise
         _record(trial, result.metrics)
-        _close(run, "COMPLETE", recorder, config, trial.number, metrics=result.metrics)
+        _close(
+            run,
+            "COMPLETE",
+            recorder,
+            config,
+            trial.number,
+            metrics=result.metrics,
+            tables=result.tables,
+        )
         return result.best_val_accuracy
 
     return objective
@@ -100,6 +117,7 @@ def _close(
     diagnosis: str | None = None,
     error: BaseException | None = None,
     status: str | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, float]:
     """Close the trial's MLflow run with its artifacts; returns the final metrics logged."""
     final = metrics if metrics is not None else summarize_epochs(recorder.rows, str(config.metric))
@@ -111,6 +129,8 @@ def _close(
     with tempfile.TemporaryDirectory(prefix="search-trial-") as tmp:
         out = Path(tmp)
         OmegaConf.save(config, out / "config.yaml")
+        for name, table in (tables or {}).items():
+            table.to_csv(out / f"{name}.csv", index=False)
         if recorder.rows:
             save_history(recorder.rows, out, title=f"{config.study_name} trial {number} ({state})")
         run.finish(state, metrics=final, tags=tags, artifacts_dir=out, status=status)

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -19,6 +20,12 @@ from models import build_model, make_optimizer
 from search.callbacks import EpochRecorder, TrialDiverged
 from search.config import as_dict
 from search.data import Splits
+from search.diagnostics import (
+    ChanceDetector,
+    dead_unit_fractions,
+    gradient_norms,
+    gradient_summary,
+)
 from search.evaluation import evaluate_test_set
 
 __all__ = [
@@ -37,6 +44,7 @@ class FitResult:
 
     history: pd.DataFrame
     metrics: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def best_val_accuracy(self) -> float:
@@ -72,26 +80,43 @@ def fit_config(
 ) -> FitResult:
     """Seed, build and fit; early stopping restores the best weights; test set evaluated last.
 
-    Raises ``TrialDiverged`` on a NaN/inf loss. Exceptions raised by ``callbacks`` (a
-    pruning callback) propagate; ``recorder.rows`` then holds the epochs done.
+    Raises ``TrialDiverged`` on a NaN/inf loss and ``StuckAtChance`` when the validation
+    figures sit at chance level. Exceptions raised by ``callbacks`` (a pruning callback)
+    propagate; ``recorder.rows`` then holds the epochs done.
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(cfg.seed))
     model = build_compiled(cfg, splits)
     monitor = str(cfg.metric)
+    diag = cfg.get("diagnostics") or {}
+    probe = int(diag.get("probe_examples") or 256)
+    diagnose = bool(diag.get("enabled", True))
     early = keras.callbacks.EarlyStopping(
         monitor=monitor, mode="max", patience=int(cfg.train.patience), restore_best_weights=True
     )
+    guards: list[keras.callbacks.Callback] = [recorder]
+    if diagnose:
+        guards.append(_chance_detector(diag, splits.num_classes))
+        grads_start = gradient_norms(model, splits.x_train[:probe], splits.y_train[:probe])
     model.fit(
         splits.x_train,
         splits.y_train,
         validation_data=(splits.x_val, splits.y_val),
         epochs=int(cfg.train.epochs),
         batch_size=int(cfg.train.batch_size),
-        callbacks=[recorder, early, *callbacks],
+        callbacks=[*guards, early, *callbacks],
         verbose=int(cfg.train.get("verbose", 0)),
     )
     metrics = summarize_epochs(recorder.rows, monitor)
+    tables: dict[str, pd.DataFrame] = {}
+    if diagnose:
+        grads_end = gradient_norms(model, splits.x_train[:probe], splits.y_train[:probe])
+        metrics.update(gradient_summary(grads_start, suffix="_start"))
+        metrics.update(gradient_summary(grads_end))
+        metrics.update(dead_unit_fractions(model, splits.x_val[:probe]))
+        tables["gradient_norms"] = grads_start.rename(columns={"norm": "start"}).assign(
+            end=grads_end["norm"]
+        )
     evaluate = cfg.get("evaluate") or {}
     metrics.update(
         evaluate_test_set(
@@ -102,7 +127,16 @@ def fit_config(
             bins=int(evaluate.get("ece_bins") or 15),
         )
     )
-    return FitResult(history=pd.DataFrame(recorder.rows), metrics=metrics)
+    return FitResult(history=pd.DataFrame(recorder.rows), metrics=metrics, tables=tables)
+
+
+def _chance_detector(diag: Any, num_classes: int) -> ChanceDetector:
+    return ChanceDetector(
+        num_classes,
+        epochs=int(diag.get("chance_epochs") or 3),
+        accuracy_margin=float(diag.get("chance_accuracy_margin") or 0.03),
+        loss_margin=float(diag.get("chance_loss_margin") or 0.05),
+    )
 
 
 def summarize_epochs(rows: Sequence[dict[str, float]], monitor: str) -> dict[str, float]:

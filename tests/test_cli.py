@@ -104,7 +104,23 @@ def test_child_runs_carry_params_epoch_metrics_and_artifacts(study_dir: Path) ->
         for key in ("test_accuracy", "seconds_per_epoch"):
             assert key in run.data.metrics
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert artifacts == {"config.yaml", "history.csv", "learning_curve.png"}
+        assert artifacts == {
+            "config.yaml",
+            "history.csv",
+            "learning_curve.png",
+            "gradient_norms.csv",
+        }
+        grads = Path(
+            client.download_artifacts(run.info.run_id, "gradient_norms.csv", str(study_dir))
+        )
+        table = pd.read_csv(grads)
+        assert list(table.columns) == ["layer", "start", "end"] and len(table) == 4  # 3 + output
+        metrics = run.data.metrics
+        assert metrics["grad_norm_first_layer"] == pytest.approx(table["end"].iloc[0])
+        assert metrics["grad_norm_ratio_start"] == pytest.approx(
+            table["start"].iloc[0] / table["start"].iloc[-1]
+        )
+        assert "dead_unit_fraction" not in metrics  # ELU: no ReLU units to die
         local = Path(client.download_artifacts(run.info.run_id, "history.csv", str(study_dir)))
         assert len(pd.read_csv(local)) == epochs
 

@@ -1,0 +1,127 @@
+"""Trial diagnostics: stuck at chance, dead ReLUs, gradient health.
+
+What a student should see in the MLflow comparison without opening a notebook: a run
+that never left chance level (the course's VGG16 on raw pixels), a net whose ReLUs died,
+gradients that vanish or explode across depth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ChanceDetector",
+    "StuckAtChance",
+    "dead_unit_fractions",
+    "gradient_norms",
+    "gradient_summary",
+]
+
+
+class StuckAtChance(Exception):
+    """Validation accuracy and loss sat at chance level for several epochs in a row."""
+
+
+class ChanceDetector(keras.callbacks.Callback):
+    """Stops a fit that stays at chance: accuracy near 1/C *and* loss near ln C.
+
+    Both must hold for ``epochs`` consecutive epochs (the course notebook's VGG16 sat at
+    loss 2.3026 = ln 10 and accuracy 0.10 for all five epochs).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        epochs: int = 3,
+        accuracy_margin: float = 0.03,
+        loss_margin: float = 0.05,
+        monitor: str = "val",
+    ) -> None:
+        super().__init__()
+        self.chance_accuracy = 1.0 / num_classes
+        self.chance_loss = math.log(num_classes)
+        self.epochs, self.accuracy_margin, self.loss_margin = epochs, accuracy_margin, loss_margin
+        self.prefix = f"{monitor}_" if monitor else ""
+        self.streak = 0
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        logs = logs or {}
+        accuracy = logs.get(f"{self.prefix}accuracy")
+        loss = logs.get(f"{self.prefix}loss")
+        if accuracy is None or loss is None:
+            return
+        at_chance = (
+            abs(float(accuracy) - self.chance_accuracy) <= self.accuracy_margin
+            and abs(float(loss) - self.chance_loss) <= self.loss_margin
+        )
+        self.streak = self.streak + 1 if at_chance else 0
+        if self.streak >= self.epochs:
+            raise StuckAtChance(
+                f"stuck at chance for {self.streak} epochs: {self.prefix}accuracy "
+                f"{float(accuracy):.4f} (chance {self.chance_accuracy:.4f}), {self.prefix}loss "
+                f"{float(loss):.4f} (ln {round(1 / self.chance_accuracy)} = {self.chance_loss:.4f})"
+            )
+
+
+def _is_relu(layer: keras.layers.Layer) -> bool:
+    if isinstance(layer, keras.layers.ReLU):
+        return True
+    activation = getattr(layer, "activation", None)
+    return activation is keras.activations.relu
+
+
+def dead_unit_fractions(model: keras.Model, x: np.ndarray) -> dict[str, float]:
+    """Per ReLU layer (top level) and overall: the fraction of units that output zero for
+    every example of ``x``. Empty when the model has no ReLU layer."""
+    layers = [layer for layer in model.layers if _is_relu(layer)]
+    if not layers:
+        return {}
+    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    outputs = probe.predict(x, batch_size=1024, verbose=0)
+    if len(layers) == 1:
+        outputs = [outputs]
+    fractions: dict[str, float] = {}
+    dead_total = units_total = 0
+    for layer, out in zip(layers, outputs, strict=True):
+        dead = np.all(out.reshape(len(out), -1) <= 0.0, axis=0)
+        fractions[f"dead_unit_fraction.{layer.name}"] = float(dead.mean())
+        dead_total += int(dead.sum())
+        units_total += dead.size
+    fractions["dead_unit_fraction"] = dead_total / units_total
+    return fractions
+
+
+def gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """The loss gradient's norm for every trainable kernel on one batch, first to last.
+
+    Columns: ``layer`` (the variable's path), ``norm``. Inference mode, so BatchNorm's
+    moving statistics are not touched by the probe.
+    """
+    import tensorflow as tf
+
+    kernels = [v for v in model.trainable_variables if v.name == "kernel"]
+    with tf.GradientTape() as tape:
+        probs = model(x, training=False)
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+    grads = tape.gradient(loss, [v.value for v in kernels])
+    norms = [float(tf.norm(g)) if g is not None else 0.0 for g in grads]
+    return pd.DataFrame({"layer": [v.path for v in kernels], "norm": norms})
+
+
+def gradient_summary(table: pd.DataFrame, suffix: str = "") -> dict[str, float]:
+    """``grad_norm_first_layer``, ``grad_norm_last_layer``, their ratio and the global norm."""
+    if table.empty:
+        return {}
+    first, last = float(table["norm"].iloc[0]), float(table["norm"].iloc[-1])
+    return {
+        f"grad_norm_first_layer{suffix}": first,
+        f"grad_norm_last_layer{suffix}": last,
+        f"grad_norm_ratio{suffix}": first / last if last > 0 else math.inf,
+        f"grad_norm_global{suffix}": float(np.sqrt(np.sum(table["norm"] ** 2))),
+    }

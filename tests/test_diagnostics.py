@@ -1,0 +1,100 @@
+"""Diagnostics: chance-level detection, dead ReLUs, gradient norms."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import optuna
+import pytest
+
+from models import build_dense_net
+from search.diagnostics import (
+    ChanceDetector,
+    StuckAtChance,
+    dead_unit_fractions,
+    gradient_norms,
+    gradient_summary,
+)
+
+X = np.random.default_rng(0).random((128, 8, 8, 1)).astype("float32")
+Y = np.arange(128) % 10
+CHANCE = {"val_accuracy": 0.1, "val_loss": math.log(10)}
+LEARNING = {"val_accuracy": 0.4, "val_loss": 1.6}
+
+
+def test_chance_needs_consecutive_epochs_of_both_signs() -> None:
+    detector = ChanceDetector(10, epochs=3)
+    detector.on_epoch_end(0, CHANCE)
+    detector.on_epoch_end(1, CHANCE)
+    detector.on_epoch_end(2, LEARNING)  # streak broken
+    detector.on_epoch_end(3, CHANCE)
+    detector.on_epoch_end(4, CHANCE)
+    with pytest.raises(StuckAtChance, match="val_loss 2.3026"):
+        detector.on_epoch_end(5, CHANCE)
+
+
+def test_chance_accuracy_with_a_falling_loss_is_not_stuck() -> None:
+    detector = ChanceDetector(10, epochs=2)
+    for epoch in range(5):
+        detector.on_epoch_end(epoch, {"val_accuracy": 0.1, "val_loss": 2.0})  # loss moves
+
+
+def test_dead_relus_are_counted_per_layer() -> None:
+    model = build_dense_net((8, 8, 1), 10, depth=2, width=8, activation="relu")
+    dense = model.get_layer("dense_1")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, np.full_like(bias, -100.0)])  # every unit of layer 1 dies
+    fractions = dead_unit_fractions(model, X)
+    assert fractions["dead_unit_fraction.relu_1"] == 1.0
+    assert fractions["dead_unit_fraction.relu_2"] == 1.0  # its input is all zeros
+    assert fractions["dead_unit_fraction"] == 1.0
+    fresh = build_dense_net((8, 8, 1), 10, depth=2, width=8, activation="relu")
+    assert dead_unit_fractions(fresh, X)["dead_unit_fraction"] < 0.5
+    assert dead_unit_fractions(build_dense_net((8, 8, 1), 10, depth=2, width=8), X) == {}
+
+
+def test_gradient_norms_show_vanishing_gradients_in_a_deep_sigmoid_net() -> None:
+    keras.utils.set_random_seed(0)
+    sigmoid = build_dense_net(
+        (8, 8, 1), 10, depth=12, width=32, activation="sigmoid", initializer="glorot_uniform"
+    )
+    table = gradient_norms(sigmoid, X, Y)
+    assert list(table["layer"]) == [f"dense_{i}/kernel" for i in range(1, 13)] + ["output/kernel"]
+    summary = gradient_summary(table)
+    assert summary["grad_norm_ratio"] < 0.01  # the first layer barely learns
+    keras.utils.set_random_seed(0)
+    elu = build_dense_net((8, 8, 1), 10, depth=12, width=32)
+    assert gradient_summary(gradient_norms(elu, X, Y))["grad_norm_ratio"] > 0.05
+
+
+def test_objective_prunes_a_trial_stuck_at_chance(tmp_path: Path) -> None:
+    from search.data import splits_from_config
+    from search.objective import make_objective
+    from search.tracking import StudyTracker
+    from tests.conftest import compose, tiny
+
+    cfg = compose(
+        "study=deep_dnn",
+        *tiny(
+            tmp_path / "mlruns",
+            "train.epochs=6",
+            "model.initializer=constant",
+            "model.constant_value=0.0",  # every hidden unit outputs 0: uniform softmax
+            "optimizer.name=sgd",
+            "optimizer.learning_rate=1e-9",
+        ),
+    )
+    tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
+    tracker.open()
+    study = optuna.create_study(direction="maximize")
+    study.optimize(make_objective(cfg, [], splits_from_config(cfg.dataset), tracker), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs["diagnosis"] == "stuck_at_chance"
+    assert trial.user_attrs["epochs_trained"] == 3
+    run = tracker.client.get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.data.tags["diagnosis"] == "stuck_at_chance"
+    assert run.data.tags["optuna.state"] == "PRUNED" and run.info.status == "FINISHED"
