@@ -34,6 +34,13 @@ def check_config(cfg: DictConfig) -> None:
         raise HarnessError(
             f"timeout must be a positive number of seconds or null, got {cfg.timeout}"
         )
+    rate = cfg.optimizer.learning_rate
+    if rate != "auto" and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
+    ):
+        raise HarnessError(
+            f"optimizer.learning_rate must be a positive number or auto, got {rate!r}"
+        )
     if cfg.direction not in ("maximize", "minimize"):
         raise HarnessError(f"direction must be maximize or minimize, got {cfg.direction}")
 

@@ -22,6 +22,7 @@ from search.callbacks import EpochRecorder
 from search.config import as_dict, resolved_copy
 from search.data import Splits
 from search.diagnostics import StuckAtChance
+from search.lr_find import plot_lr_curve, resolve_auto_lr
 from search.space import ParamSpec, apply_params, sample_params
 from search.tracking import StudyTracker, TrialRun
 from search.training import TrialDiverged, fit_config, save_history, summarize_epochs
@@ -29,6 +30,7 @@ from search.training import TrialDiverged, fit_config, save_history, summarize_e
 __all__ = ["make_objective", "trial_config"]
 
 log = logging.getLogger("search")
+LR_KEY = "optimizer.learning_rate"
 
 
 def trial_config(
@@ -46,13 +48,19 @@ def make_objective(
 ) -> Callable[[optuna.Trial], float]:
     def objective(trial: optuna.Trial) -> float:
         config, sampled = trial_config(cfg, trial, specs)
-        container = as_dict(config)
-        run = tracker.start_trial(trial.number, sampled, container)
+        auto_lr = str(config.optimizer.learning_rate) == "auto"
+        omit = (LR_KEY,) if auto_lr else ()
+        run = tracker.start_trial(trial.number, sampled, as_dict(config), omit=omit)
         trial.set_user_attr("mlflow_run_id", run.run_id)
-        trial.set_user_attr("config", container)
+        trial.set_user_attr("config", as_dict(config))
         recorder = EpochRecorder(sink=run.log_epoch)
         pruning = KerasPruningCallback(trial, str(cfg.metric))
         try:
+            source = "search" if LR_KEY in sampled else "config"
+            if auto_lr:
+                config = _find_lr(config, splits, run, trial)
+                source = "lr_find"
+            run.log_params({f"{LR_KEY}_source": source})
             result = fit_config(config, splits, recorder, callbacks=[pruning])
         except optuna.TrialPruned:
             _record(trial, _close(run, "PRUNED", recorder, config, trial.number))
@@ -95,6 +103,21 @@ def make_objective(
         return result.best_val_accuracy
 
     return objective
+
+
+def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Trial) -> DictConfig:
+    """Run the LR range test for this trial's model; log the rate, its cost and the plot."""
+    config, finding = resolve_auto_lr(config, splits)
+    assert finding is not None
+    run.log_params({LR_KEY: finding.suggested_lr})
+    trial.set_user_attr("config", as_dict(config))  # export gets the concrete rate
+    trial.set_user_attr("lr_find_seconds", finding.seconds)
+    with tempfile.TemporaryDirectory(prefix="search-lrfind-") as tmp:
+        finding.curve.to_csv(Path(tmp) / "lr_find.csv", index=False)
+        plot_lr_curve(finding, Path(tmp) / "lr_find.png", f"trial {trial.number}: LR range test")
+        run.log_files(Path(tmp))
+    run.log_metrics({"lr_find_seconds": finding.seconds})
+    return config
 
 
 def _record(trial: optuna.Trial, metrics: dict[str, float]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,18 @@ class TrialRun:
         self._pending.append(
             self._executor.submit(self.client.log_batch, self.run_id, metrics=metrics)
         )
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        )
+
+    def log_files(self, directory: Path) -> None:
+        self.client.log_artifacts(self.run_id, str(directory))
 
     def finish(
         self,
@@ -138,9 +150,14 @@ class StudyTracker:
         return str(run.info.run_id)
 
     def start_trial(
-        self, number: int, sampled: Mapping[str, Any], config: Mapping[str, Any]
+        self,
+        number: int,
+        sampled: Mapping[str, Any],
+        config: Mapping[str, Any],
+        omit: Collection[str] = (),
     ) -> TrialRun:
-        """Open the trial's child run with its resolved config as params."""
+        """Open the trial's child run with its resolved config as params (less ``omit``,
+        keys whose value is only known later)."""
         tags = {
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
             MLFLOW_RUN_NAME: run_name(number, sampled),
@@ -150,7 +167,7 @@ class StudyTracker:
             STATE_TAG: "RUNNING",
         }
         run = self.client.create_run(self.experiment_id, tags=tags)
-        self._log_config(run.info.run_id, config)
+        self._log_config(run.info.run_id, config, omit)
         return TrialRun(self.client, run.info.run_id, self._executor)
 
     def start_run(self, name: str, tags: Mapping[str, str], config: Mapping[str, Any]) -> TrialRun:
@@ -161,8 +178,10 @@ class StudyTracker:
         self._log_config(run.info.run_id, config)
         return TrialRun(self.client, run.info.run_id, self._executor)
 
-    def _log_config(self, run_id: str, config: Mapping[str, Any]) -> None:
-        params = [Param(k, v) for k, v in flatten_config(config).items()]
+    def _log_config(
+        self, run_id: str, config: Mapping[str, Any], omit: Collection[str] = ()
+    ) -> None:
+        params = [Param(k, v) for k, v in flatten_config(config).items() if k not in omit]
         for chunk in _chunks(params, _MAX_BATCH):
             self.client.log_batch(run_id, params=chunk)
 

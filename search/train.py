@@ -23,6 +23,7 @@ from search.cli import entry, guarded, setup_logging
 from search.config import as_dict
 from search.data import splits_from_config
 from search.errors import HarnessError
+from search.lr_find import resolve_auto_lr
 from search.tracking import StudyTracker
 from search.training import FitResult, fit_config, save_history
 
@@ -87,6 +88,7 @@ def train_exported(cfg: DictConfig) -> FitResult:
     log.info(f"re-training trial {trial} of {cfg.study_name} on {splits.name} ({splits.sizes()})")
     recorder = EpochRecorder(sink=run.log_epoch)
     try:
+        cfg, _ = resolve_auto_lr(cfg, splits)
         result = fit_config(cfg, splits, recorder)
     except BaseException as exc:
         run.finish("FAIL", tags={"error": f"{type(exc).__name__}: {exc}"[:5000]})

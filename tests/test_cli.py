@@ -164,6 +164,8 @@ def test_export_then_retrain_reproduces_the_trial(study_dir: Path) -> None:
         (["study=deep_dnn", "space.optimizer.learning_rate.low=1"], "low (1) > high"),
         (["study=deep_dnn", "dataset.path=/nonexistent/cifar.tar.gz"], "dataset.path: no file at"),
         (["study=deep_dnn", "study_name=../escape"], "study_name: '../escape' is not allowed"),
+        (["study=deep_dnn", "optimizer.learning_rate=-1"], "a positive number or auto"),
+        (["study=deep_dnn", "+sampler.bogus=1"], "sampler=tpe: bad arguments"),
     ],
 )
 def test_bad_input_exits_2_and_creates_nothing(
