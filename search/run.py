@@ -23,7 +23,14 @@ from search.errors import HarnessError
 from search.objective import make_objective
 from search.progress import FailureGuard, ProgressLine
 from search.space import parse_space, validate_space_keys
-from search.storage import FINISHED, count_finished, open_storage, open_study
+from search.storage import (
+    FINISHED,
+    count_finished,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    open_study,
+)
 from search.summary import study_summary, trials_frame
 from search.tracking import StudyTracker
 from search.training import TrialDiverged
@@ -35,6 +42,7 @@ def run_study(cfg: DictConfig) -> optuna.Study | None:
     check_config(cfg)
     specs = parse_space(cfg.space)
     validate_space_keys(specs, cfg)
+    sampler, pruner = make_sampler(cfg, specs, seed=int(cfg.seed)), make_pruner(cfg)
     splits = splits_from_config(cfg.dataset)
     log.info(
         f"study {cfg.study_name}: {len(specs)} searched params, "
@@ -44,7 +52,7 @@ def run_study(cfg: DictConfig) -> optuna.Study | None:
     storage = open_storage(str(cfg.storage))
     tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
     tracker.check()
-    study = open_study(cfg, specs, storage)
+    study = open_study(cfg, specs, storage, sampler, pruner)
     done = count_finished(study)
     if done >= int(cfg.n_trials):
         log.info(

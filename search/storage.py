@@ -78,13 +78,13 @@ def _construct(kind: str, name: str, cls: Any, **kwargs: Any) -> Any:
 
 
 def open_study(
-    cfg: DictConfig, specs: list[ParamSpec], storage: optuna.storages.BaseStorage
+    cfg: DictConfig,
+    specs: list[ParamSpec],
+    storage: optuna.storages.BaseStorage,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
 ) -> optuna.Study:
-    """Create the study, or load it to continue; the sampler's seed moves on with the study.
-
-    Sampler and pruner are built (and so checked) before the study is created.
-    """
-    sampler, pruner = make_sampler(cfg, specs, seed=int(cfg.seed)), make_pruner(cfg)
+    """Create the study, or load it to continue; the sampler's seed moves on with the study."""
     try:
         study = optuna.create_study(
             study_name=str(cfg.study_name),
