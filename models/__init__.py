@@ -13,11 +13,20 @@ import keras
 
 from models.dense import build_dense_net
 from models.optimizers import OPTIMIZERS, make_optimizer
+from models.transfer import build_transfer_net
 
-__all__ = ["BUILDERS", "OPTIMIZERS", "build_dense_net", "build_model", "make_optimizer"]
+__all__ = [
+    "BUILDERS",
+    "OPTIMIZERS",
+    "build_dense_net",
+    "build_model",
+    "build_transfer_net",
+    "make_optimizer",
+]
 
 BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "dense": build_dense_net,
+    "transfer": build_transfer_net,
 }
 
 

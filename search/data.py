@@ -66,6 +66,9 @@ def splits_from_config(dataset: DictConfig) -> Splits:
         val_fraction=float(dataset.val_fraction),
         test_fraction=float(dataset.get("test_fraction") or 0.0),
         split_seed=int(dataset.get("split_seed") or 0),
+        image_size=None if dataset.get("image_size") is None else int(dataset.image_size),
+        channels=None if dataset.get("channels") is None else int(dataset.channels),
+        train_limit=None if dataset.get("train_limit") is None else int(dataset.train_limit),
     )
 
 
@@ -76,6 +79,9 @@ def load_splits(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     split_seed: int = 0,
+    image_size: int | None = None,
+    channels: int | None = None,
+    train_limit: int | None = None,
 ) -> Splits:
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"dataset.val_fraction must be between 0 and 1, got {val_fraction}")
@@ -87,9 +93,14 @@ def load_splits(
         x_full, y_full, x_test, y_test = _load_digits(test_fraction, split_seed)
     else:
         raise DataError(f"unknown dataset '{name}'; use one of: {', '.join(DATASETS)}")
+    x_full, x_test = (_reshape(x, image_size, channels) for x in (x_full, x_test))
     x_train, x_val, y_train, y_val = train_test_split(
         x_full, y_full, test_size=val_fraction, random_state=split_seed, stratify=y_full
     )
+    if train_limit is not None:
+        if train_limit < 1:
+            raise DataError(f"dataset.train_limit must be a positive number, got {train_limit}")
+        x_train, y_train = x_train[:train_limit], y_train[:train_limit]
     return Splits(
         name=name,
         x_train=x_train,
@@ -100,6 +111,21 @@ def load_splits(
         y_test=y_test,
         num_classes=int(max(y_full.max(), y_test.max()) + 1),
     )
+
+
+def _reshape(images: np.ndarray, size: int | None, channels: int | None) -> np.ndarray:
+    """Resize (bilinear) to ``size`` x ``size`` and/or repeat a grey channel to RGB."""
+    if channels is not None and images.shape[-1] != channels:
+        if images.shape[-1] != 1 or channels != 3:
+            raise DataError(f"dataset.channels: cannot turn {images.shape[-1]} into {channels}")
+        images = np.repeat(images, 3, axis=-1)
+    if size is not None and images.shape[1:3] != (size, size):
+        if size < 1:
+            raise DataError(f"dataset.image_size must be a positive number, got {size}")
+        import keras
+
+        images = keras.ops.convert_to_numpy(keras.ops.image.resize(images, (size, size)))
+    return images.astype("float32")
 
 
 def _load_digits(

@@ -33,7 +33,7 @@ from search.storage import (
 )
 from search.summary import study_summary, trials_frame
 from search.tracking import StudyTracker
-from search.training import TrialDiverged
+from search.training import TrialDiverged, preflight
 
 log = logging.getLogger("search")
 
@@ -44,6 +44,7 @@ def run_study(cfg: DictConfig) -> optuna.Study | None:
     validate_space_keys(specs, cfg)
     sampler, pruner = make_sampler(cfg, specs, seed=int(cfg.seed)), make_pruner(cfg)
     splits = splits_from_config(cfg.dataset)
+    preflight(cfg, splits)
     log.info(
         f"study {cfg.study_name}: {len(specs)} searched params, "
         f"data {splits.name} ({splits.sizes()})"

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from models import build_model, make_optimizer
 from search.callbacks import EpochRecorder, TrialDiverged
-from search.config import as_dict
+from search.config import as_dict, resolved_copy
 from search.data import Splits
 from search.diagnostics import (
     ChanceDetector,
@@ -26,6 +26,7 @@ from search.diagnostics import (
     gradient_norms,
     gradient_summary,
 )
+from search.errors import HarnessError, first_line
 from search.evaluation import evaluate_test_set
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "TrialDiverged",
     "build_compiled",
     "fit_config",
+    "preflight",
     "save_history",
     "summarize_epochs",
 ]
@@ -70,6 +72,20 @@ def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
         metrics=["accuracy"],
     )
     return model
+
+
+def preflight(cfg: DictConfig, splits: Splits) -> None:
+    """Build the study's base model once, so a bad model config (an unknown option, ImageNet
+    weights that cannot be downloaded) fails before any study or run exists."""
+    probe = resolved_copy(cfg)
+    if str(probe.optimizer.learning_rate) == "auto":
+        probe.optimizer.learning_rate = 1e-3
+    try:
+        build_compiled(probe, splits)
+    except (ValueError, TypeError) as exc:
+        raise HarnessError(f"model: {first_line(exc, 300)}") from None
+    finally:
+        keras.backend.clear_session()
 
 
 def fit_config(

@@ -286,3 +286,51 @@ def test_course_studies_run_on_digits(workdir: Path, study: str) -> None:
             assert {"test_accuracy", "test_nll", "test_ece"} <= set(run.data.metrics)
             mc = {"mc_test_accuracy", "mc_test_nll", "mc_test_ece", "mc_predictive_entropy"}
             assert (mc <= set(run.data.metrics)) == (study == "deep_dnn_selu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", ["transfer_vgg16", "transfer_resnet50"])
+def test_transfer_studies_run_on_digits_with_random_weights(workdir: Path, study: str) -> None:
+    result = run_cli(
+        "search.run",
+        f"study={study}",
+        "dataset=digits",
+        "n_trials=1",
+        "model.weights=null",
+        "model.head=[32,16]",
+        "train.epochs=1",
+        "dataset.train_limit=64",
+        "space.model.input_size=null",
+        "space.model.trainable_layers=null",
+        f"mlruns_dir={workdir / 'mlruns'}",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(64 train / 288 val / 360 test)" in result.stdout
+    (trial,) = optuna.load_study(
+        study_name=study, storage=f"sqlite:///{workdir}/mlruns/optuna.db"
+    ).trials
+    run = _client(workdir).get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.data.params["model.builder"] == "transfer"
+    assert run.data.params["model.preprocess"] == "True"
+    assert "test_accuracy" in run.data.metrics
+    assert "dead_unit_fraction.head_1" in run.data.metrics  # the ReLU head is diagnosed
+
+
+def test_transfer_study_offline_imagenet_is_a_clean_error(workdir: Path) -> None:
+    result = run_cli(
+        "search.run",
+        "study=transfer_vgg16",
+        "dataset=digits",
+        "n_trials=1",
+        "train.epochs=1",
+        "dataset.train_limit=32",
+        "space=null",
+        f"mlruns_dir={workdir / 'mlruns'}",
+        cwd=workdir,
+    )
+    if result.returncode == 0:
+        pytest.skip("ImageNet weights are reachable or cached on this machine")
+    assert result.returncode == 2
+    assert "use model.weights=null" in result.stderr
+    assert not (workdir / "mlruns" / "optuna.db").exists()
