@@ -29,10 +29,13 @@ class StuckAtChance(Exception):
 
 
 class ChanceDetector(keras.callbacks.Callback):
-    """Stops a fit that stays at chance: accuracy near 1/C *and* loss near ln C.
+    """Stops a fit that is no better than chance: validation accuracy within
+    ``accuracy_margin`` of 1/C *and* validation loss no lower than ln C - ``loss_margin``
+    (uniform guessing scores ln C; a loss above it is worse than guessing, not better).
 
     Both must hold for ``epochs`` consecutive epochs (the course notebook's VGG16 sat at
-    loss 2.3026 = ln 10 and accuracy 0.10 for all five epochs).
+    loss 2.3026 = ln 10 and accuracy 0.10 for all five epochs). A loss clearly below ln C
+    means the model is learning something even while its accuracy is still at chance.
     """
 
     def __init__(
@@ -58,7 +61,7 @@ class ChanceDetector(keras.callbacks.Callback):
             return
         at_chance = (
             abs(float(accuracy) - self.chance_accuracy) <= self.accuracy_margin
-            and abs(float(loss) - self.chance_loss) <= self.loss_margin
+            and float(loss) >= self.chance_loss - self.loss_margin
         )
         self.streak = self.streak + 1 if at_chance else 0
         if self.streak >= self.epochs:

@@ -36,6 +36,14 @@ def test_chance_needs_consecutive_epochs_of_both_signs() -> None:
         detector.on_epoch_end(5, CHANCE)
 
 
+def test_a_loss_worse_than_guessing_counts_as_stuck() -> None:
+    detector = ChanceDetector(10, epochs=3)
+    detector.on_epoch_end(0, {"val_accuracy": 0.097, "val_loss": 2.29})  # a mistake run's
+    detector.on_epoch_end(1, {"val_accuracy": 0.097, "val_loss": 2.53})  # losses: around
+    with pytest.raises(StuckAtChance):  # ln 10 and above it, never clearly below
+        detector.on_epoch_end(2, {"val_accuracy": 0.1007, "val_loss": 2.31})
+
+
 def test_chance_accuracy_with_a_falling_loss_is_not_stuck() -> None:
     detector = ChanceDetector(10, epochs=2)
     for epoch in range(5):
