@@ -1,8 +1,9 @@
 """The Optuna objective: one trial = sample, track, train, report.
 
 Outcome -> state: returns the best validation accuracy (COMPLETE); a pruning decision
-raises ``optuna.TrialPruned`` (PRUNED); a diverged loss raises ``TrialDiverged`` (FAIL,
-caught by the study so it goes on). The trial's MLflow run is closed in every case.
+or a fit stuck at chance level raises ``optuna.TrialPruned`` (PRUNED, the latter with
+``diagnosis=stuck_at_chance``); a diverged loss raises ``TrialDiverged`` (FAIL, caught by
+the study so it goes on). The trial's MLflow run is closed in every case.
 """
 
 from __future__ import annotations
