@@ -86,9 +86,10 @@ def dead_unit_fractions(model: keras.Model, x: np.ndarray) -> dict[str, float]:
     if not layers:
         return {}
     probe = keras.Model(model.inputs, [layer.output for layer in layers])
-    outputs = probe.predict(x, batch_size=1024, verbose=0)
+    outputs = probe(x, training=False)
     if len(layers) == 1:
         outputs = [outputs]
+    outputs = [keras.ops.convert_to_numpy(out) for out in outputs]
     fractions: dict[str, float] = {}
     dead_total = units_total = 0
     for layer, out in zip(layers, outputs, strict=True):

@@ -18,6 +18,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame = frame.drop(columns=[c for c in frame.columns if c == "user_attrs_config"])
+    if "user_attrs_metrics" in frame:
+        metrics = pd.json_normalize(
+            [m if isinstance(m, dict) else {} for m in frame.pop("user_attrs_metrics")]
+        )
+        frame = pd.concat([frame, metrics.set_index(frame.index)], axis=1)
     frame["duration_seconds"] = frame.pop("duration").dt.total_seconds()
     renamed = {
         c: c.removeprefix("user_attrs_") for c in frame.columns if c.startswith("user_attrs_")

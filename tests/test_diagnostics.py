@@ -102,7 +102,7 @@ def test_objective_prunes_a_trial_stuck_at_chance(tmp_path: Path) -> None:
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs["diagnosis"] == "stuck_at_chance"
-    assert trial.user_attrs["epochs_trained"] == 3
+    assert trial.user_attrs["metrics"]["epochs_trained"] == 3
     run = tracker.client.get_run(trial.user_attrs["mlflow_run_id"])
     assert run.data.tags["diagnosis"] == "stuck_at_chance"
     assert run.data.tags["optuna.state"] == "PRUNED" and run.info.status == "FINISHED"

@@ -41,7 +41,8 @@ def test_pruned_trial_closes_its_run_as_pruned(tmp_path: Path) -> None:
     assert run.data.tags["mlflow.parentRunId"] == tracker.parent_run_id
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [0]
     assert "test_accuracy" not in run.data.metrics  # the test set is for finished trials only
-    assert trial.user_attrs["epochs_trained"] == 1 and "test_accuracy" not in trial.user_attrs
+    metrics = trial.user_attrs["metrics"]
+    assert metrics["epochs_trained"] == 1 and "test_accuracy" not in metrics
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
         "config.yaml",
         "history.csv",
