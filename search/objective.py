@@ -1,14 +1,15 @@
 """The Optuna objective: one trial = sample, track, train, report.
 
-Outcome -> state: returns the best validation accuracy (COMPLETE); a pruning decision
-or a fit stuck at chance level raises ``optuna.TrialPruned`` (PRUNED, the latter with
-``diagnosis=stuck_at_chance``); a diverged loss raises ``TrialDiverged`` (FAIL, caught by
-the study so it goes on). The trial's MLflow run is closed in every case.
+Outcome -> state: returns the best validation accuracy (COMPLETE); a pruning decision, a
+fit stuck at chance level (``diagnosis=stuck_at_chance``) or a diverged loss
+(``diagnosis=diverged``) end as PRUNED, so the sampler learns the region is bad; anything
+else that raises is FAIL. The trial's MLflow run is closed in every case.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -74,15 +75,18 @@ def make_objective(
             _record(trial, final)
             raise optuna.TrialPruned(str(exc)) from None
         except TrialDiverged as exc:
+            # PRUNED, not FAIL: the sampler learns from a pruned trial's last reported value
+            # but ignores failed ones, and TPE then kept proposing the diverging region.
+            _report_last_epoch(trial, recorder, str(cfg.metric))
             trial.set_user_attr("diagnosis", "diverged")
             trial.set_user_attr("error", _describe(exc))
             _record(
                 trial,
                 _close(
-                    run, "FAIL", recorder, config, trial.number, diagnosis="diverged", error=exc
+                    run, "PRUNED", recorder, config, trial.number, diagnosis="diverged", error=exc
                 ),
             )
-            raise
+            raise optuna.TrialPruned(str(exc)) from None
         except BaseException as exc:  # Ctrl-C, a bug, OOM: close the run, let Optuna decide
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else None
             try:
@@ -119,6 +123,14 @@ def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Tr
         run.log_files(Path(tmp))
     run.log_metrics({"lr_find_seconds": finding.seconds})
     return config
+
+
+def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, metric: str) -> None:
+    """Report the diverged epoch's validation figure (the pruning callback never saw it)."""
+    if recorder.rows:
+        row = recorder.rows[-1]
+        value = row.get(metric, 0.0)
+        trial.report(value if math.isfinite(value) else 0.0, step=int(row["epoch"]))
 
 
 def _record(trial: optuna.Trial, metrics: dict[str, float]) -> None:

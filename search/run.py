@@ -33,7 +33,7 @@ from search.storage import (
 )
 from search.summary import study_summary, trials_frame
 from search.tracking import StudyTracker
-from search.training import TrialDiverged, preflight
+from search.training import preflight
 
 log = logging.getLogger("search")
 
@@ -78,7 +78,6 @@ def run_study(cfg: DictConfig) -> optuna.Study | None:
                 ProgressLine(log),
                 guard,
             ],
-            catch=(TrialDiverged,),
             gc_after_trial=True,
         )
     except BaseException:

@@ -17,11 +17,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from search.callbacks import EpochRecorder
+from search.callbacks import EpochRecorder, TrialDiverged
 from search.checks import check_config
 from search.cli import entry, guarded, setup_logging
 from search.config import as_dict
 from search.data import splits_from_config
+from search.diagnostics import StuckAtChance
 from search.errors import HarnessError
 from search.lr_find import resolve_auto_lr
 from search.tracking import StudyTracker
@@ -92,6 +93,8 @@ def train_exported(cfg: DictConfig) -> FitResult:
         result = fit_config(cfg, splits, recorder)
     except BaseException as exc:
         run.finish("FAIL", tags={"error": f"{type(exc).__name__}: {exc}"[:5000]})
+        if isinstance(exc, TrialDiverged | StuckAtChance):
+            raise HarnessError(f"the re-train {exc}; see MLflow run {run.run_id}") from None
         raise
     with tempfile.TemporaryDirectory(prefix="search-retrain-") as tmp:
         OmegaConf.save(cfg, Path(tmp) / "config.yaml")

@@ -12,7 +12,6 @@ from search.data import splits_from_config
 from search.objective import make_objective
 from search.space import parse_space
 from search.tracking import StudyTracker
-from search.training import TrialDiverged
 from tests.conftest import compose, tiny
 
 
@@ -49,17 +48,18 @@ def test_pruned_trial_closes_its_run_as_pruned(tmp_path: Path) -> None:
     }
 
 
-def test_diverged_trial_fails_alone_and_says_why(tmp_path: Path) -> None:
+def test_diverged_trial_is_pruned_with_its_diagnosis(tmp_path: Path) -> None:
     _, tracker, objective = _setup(
         tmp_path, "optimizer.name=sgd", "optimizer.learning_rate=1e6", search=False
     )
     study = optuna.create_study(direction="maximize")
-    study.optimize(objective, n_trials=2, catch=(TrialDiverged,))
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
+    study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    assert study.trials[0].intermediate_values == {0: pytest.approx(study.trials[0].value)}
     run = tracker.client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
-    assert run.info.status == "FAILED"
+    assert run.info.status == "FINISHED"
     assert run.data.tags["diagnosis"] == "diverged"
-    assert run.data.tags["optuna.state"] == "FAIL"
+    assert run.data.tags["optuna.state"] == "PRUNED"
     assert "loss became nan" in run.data.tags["error"].lower()
     assert study.trials[0].user_attrs["diagnosis"] == "diverged"
     assert study.trials[0].user_attrs["error"] == run.data.tags["error"]
