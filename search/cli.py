@@ -30,8 +30,10 @@ def setup_logging(level: int = logging.INFO) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial failures: our progress line
 
 
-def guarded(task: Callable[[], None], resume_hint: str = "") -> None:
-    """Run a command's body: a user error is one line on stderr and exit code 2."""
+def guarded(task: Callable[[], object], resume_hint: str = "") -> None:
+    """Run a command's body with the harness's logging: a user error is one line on
+    stderr and exit code 2, Ctrl-C one line and exit code 130."""
+    setup_logging()
     try:
         task()
     except HarnessError as exc:

@@ -14,7 +14,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from search.checks import check_study_name
-from search.cli import entry, guarded, setup_logging
+from search.cli import entry, guarded
 from search.errors import HarnessError
 from search.storage import load_existing_study
 from search.summary import trials_frame
@@ -61,12 +61,7 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 
 @hydra.main(version_base="1.3", config_path="../studies", config_name="export")
 def main(cfg: DictConfig) -> None:
-    setup_logging()
-    guarded(lambda: _export(cfg))
-
-
-def _export(cfg: DictConfig) -> None:
-    export_study(cfg)
+    guarded(lambda: export_study(cfg))
 
 
 if __name__ == "__main__":

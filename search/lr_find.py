@@ -25,7 +25,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from search.checks import check_config
-from search.cli import entry, guarded, setup_logging
+from search.cli import entry, guarded
 from search.config import as_dict, resolved_copy
 from search.data import Splits, splits_from_config
 from search.errors import HarnessError
@@ -188,12 +188,7 @@ def run_lr_find(cfg: DictConfig) -> LRFinding:
 
 @hydra.main(version_base="1.3", config_path="../studies", config_name="run")
 def main(cfg: DictConfig) -> None:
-    setup_logging()
-    guarded(lambda: _run(cfg))
-
-
-def _run(cfg: DictConfig) -> None:
-    run_lr_find(cfg)
+    guarded(lambda: run_lr_find(cfg))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from optuna_integration import KerasPruningCallback
 
@@ -27,7 +26,13 @@ from search.diagnostics import StuckAtChance
 from search.lr_find import plot_lr_curve, resolve_auto_lr
 from search.space import ParamSpec, apply_params, sample_params
 from search.tracking import StudyTracker, TrialRun
-from search.training import TrialDiverged, fit_config, save_history, summarize_epochs
+from search.training import (
+    FitResult,
+    TrialDiverged,
+    fit_config,
+    save_history,
+    summarize_epochs,
+)
 
 __all__ = ["make_objective", "trial_config"]
 
@@ -65,46 +70,26 @@ def make_objective(
             run.log_params({f"{LR_KEY}_source": source})
             result = fit_config(config, splits, recorder, callbacks=[pruning])
         except optuna.TrialPruned:
-            _record(trial, _close(run, "PRUNED", recorder, config, trial.number))
+            _end(trial, run, "PRUNED", recorder, config)
             raise
-        except StuckAtChance as exc:
-            trial.set_user_attr("diagnosis", "stuck_at_chance")
-            final = _close(
-                run, "PRUNED", recorder, config, trial.number, diagnosis="stuck_at_chance"
-            )
-            _record(trial, final)
-            raise optuna.TrialPruned(str(exc)) from None
-        except TrialDiverged as exc:
+        except (StuckAtChance, TrialDiverged) as exc:
             # PRUNED, not FAIL: the sampler learns from a pruned trial's last reported value
-            # but ignores failed ones, and TPE then kept proposing the diverging region.
-            _report_last_epoch(trial, recorder, str(cfg.metric))
-            trial.set_user_attr("diagnosis", "diverged")
-            trial.set_user_attr("error", _describe(exc))
-            _record(
-                trial,
-                _close(
-                    run, "PRUNED", recorder, config, trial.number, diagnosis="diverged", error=exc
-                ),
-            )
+            # but ignores failed ones (TPE then kept proposing a diverging region).
+            diverged = isinstance(exc, TrialDiverged)
+            if diverged:
+                _report_last_epoch(trial, recorder, str(cfg.metric))
+            diagnosis = "diverged" if diverged else "stuck_at_chance"
+            error = exc if diverged else None
+            _end(trial, run, "PRUNED", recorder, config, diagnosis=diagnosis, error=error)
             raise optuna.TrialPruned(str(exc)) from None
         except BaseException as exc:  # Ctrl-C, a bug, OOM: close the run, let Optuna decide
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else None
             try:
-                trial.set_user_attr("error", _describe(exc))
-                _close(run, "FAIL", recorder, config, trial.number, error=exc, status=status)
+                _end(trial, run, "FAIL", recorder, config, error=exc, status=status)
             except Exception as close_error:  # never hide the original error
                 log.warning(f"trial {trial.number}: could not close its MLflow run ({close_error})")
             raise
-        _record(trial, result.metrics)
-        _close(
-            run,
-            "COMPLETE",
-            recorder,
-            config,
-            trial.number,
-            metrics=result.metrics,
-            tables=result.tables,
-        )
+        _end(trial, run, "COMPLETE", recorder, config, result=result)
         return result.best_val_accuracy
 
     return objective
@@ -133,41 +118,37 @@ def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, metric: str
         trial.report(value if math.isfinite(value) else 0.0, step=int(row["epoch"]))
 
 
-def _record(trial: optuna.Trial, metrics: dict[str, float]) -> None:
-    """The trial's final metrics as one user attr ``metrics`` (pruned and failed trials
-    too): one storage write instead of one per metric."""
-    trial.set_user_attr("metrics", metrics)
-
-
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".strip()[:5000]
 
 
-def _close(
+def _end(
+    trial: optuna.Trial,
     run: TrialRun,
     state: str,
     recorder: EpochRecorder,
     config: DictConfig,
-    number: int,
-    metrics: dict[str, float] | None = None,
+    result: FitResult | None = None,
     diagnosis: str | None = None,
     error: BaseException | None = None,
     status: str | None = None,
-    tables: dict[str, pd.DataFrame] | None = None,
-) -> dict[str, float]:
-    """Close the trial's MLflow run with its artifacts; returns the final metrics logged."""
-    final = metrics if metrics is not None else summarize_epochs(recorder.rows, str(config.metric))
+) -> None:
+    """Record the outcome on the trial (final metrics in one user attr: one storage write)
+    and close its MLflow run with the same metrics, tags and the artifacts."""
+    metrics = result.metrics if result else summarize_epochs(recorder.rows, str(config.metric))
     tags: dict[str, str] = {}
     if diagnosis:
         tags["diagnosis"] = diagnosis
     if error is not None:
         tags["error"] = _describe(error)
+    for key, value in {"metrics": metrics, **tags}.items():
+        trial.set_user_attr(key, value)
     with tempfile.TemporaryDirectory(prefix="search-trial-") as tmp:
         out = Path(tmp)
         OmegaConf.save(config, out / "config.yaml")
-        for name, table in (tables or {}).items():
+        for name, table in (result.tables if result else {}).items():
             table.to_csv(out / f"{name}.csv", index=False)
         if recorder.rows:
-            save_history(recorder.rows, out, title=f"{config.study_name} trial {number} ({state})")
-        run.finish(state, metrics=final, tags=tags, artifacts_dir=out, status=status)
-    return final
+            title = f"{config.study_name} trial {trial.number} ({state})"
+            save_history(recorder.rows, out, title=title)
+        run.finish(state, metrics=metrics, tags=tags, artifacts_dir=out, status=status)

@@ -17,7 +17,7 @@ import optuna
 from omegaconf import DictConfig
 
 from search.checks import check_config
-from search.cli import entry, guarded, setup_logging
+from search.cli import entry, guarded
 from search.data import splits_from_config
 from search.errors import HarnessError
 from search.objective import make_objective
@@ -38,7 +38,7 @@ from search.training import preflight
 log = logging.getLogger("search")
 
 
-def run_study(cfg: DictConfig) -> optuna.Study | None:
+def run_study(cfg: DictConfig) -> optuna.Study:
     check_config(cfg)
     specs = parse_space(cfg.space)
     validate_space_keys(specs, cfg)
@@ -109,12 +109,7 @@ def _summarize(study: optuna.Study, tracker: StudyTracker, cfg: DictConfig, seco
 
 @hydra.main(version_base="1.3", config_path="../studies", config_name="run")
 def main(cfg: DictConfig) -> None:
-    setup_logging()
-    guarded(lambda: _run(cfg), resume_hint="run the same command again to continue")
-
-
-def _run(cfg: DictConfig) -> None:
-    run_study(cfg)
+    guarded(lambda: run_study(cfg), resume_hint="run the same command again to continue")
 
 
 if __name__ == "__main__":

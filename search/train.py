@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from search.callbacks import EpochRecorder, TrialDiverged
 from search.checks import check_config
-from search.cli import entry, guarded, setup_logging
+from search.cli import entry, guarded
 from search.config import as_dict
 from search.data import splits_from_config
 from search.diagnostics import StuckAtChance
@@ -111,7 +111,6 @@ def train_exported(cfg: DictConfig) -> FitResult:
 
 @hydra.main(version_base="1.3", config_path="../studies", config_name="train")
 def main(cfg: DictConfig) -> None:
-    setup_logging()
 
     def task() -> None:
         exported = load_exported(str(cfg["from"]))

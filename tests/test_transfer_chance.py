@@ -16,18 +16,24 @@ import pytest
 
 from tests.conftest import run_cli
 
-COMMON = [
-    "study=transfer_vgg16",
-    "dataset=digits",
-    "dataset.train_limit=256",
-    "n_trials=1",
-    "model.weights=null",
-    "model.trainable_layers=-1",
-    "space=null",
-]
 
-
-def _only_trial(workdir: Path, name: str) -> optuna.trial.FrozenTrial:
+def _run_vgg16(workdir: Path, name: str, *settings: str) -> optuna.trial.FrozenTrial:
+    """One random-init VGG16 trial on 256 digits through the CLI; returns the trial."""
+    result = run_cli(
+        "search.run",
+        "study=transfer_vgg16",
+        f"study_name={name}",
+        "dataset=digits",
+        "dataset.train_limit=256",
+        "n_trials=1",
+        "model.weights=null",
+        "model.trainable_layers=-1",
+        "space=null",
+        *settings,
+        f"mlruns_dir={workdir / 'mlruns'}",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
     (trial,) = optuna.load_study(
         study_name=name, storage=f"sqlite:///{workdir}/mlruns/optuna.db"
     ).trials
@@ -36,20 +42,15 @@ def _only_trial(workdir: Path, name: str) -> optuna.trial.FrozenTrial:
 
 @pytest.mark.slow
 def test_the_notebook_mistake_is_stuck_at_chance(workdir: Path) -> None:
-    result = run_cli(
-        "search.run",
-        *COMMON,
-        "study_name=vgg16_mistake",
+    trial = _run_vgg16(
+        workdir,
+        "vgg16_mistake",
         "model.preprocess=false",
         "optimizer.name=sgd",
         "optimizer.learning_rate=0.05",
         "optimizer.momentum=0.9",
         "train.epochs=6",
-        f"mlruns_dir={workdir / 'mlruns'}",
-        cwd=workdir,
     )
-    assert result.returncode == 0, result.stderr
-    trial = _only_trial(workdir, "vgg16_mistake")
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs["diagnosis"] == "stuck_at_chance"
     assert trial.user_attrs["metrics"]["epochs_trained"] == 3
@@ -57,19 +58,14 @@ def test_the_notebook_mistake_is_stuck_at_chance(workdir: Path) -> None:
 
 @pytest.mark.slow
 def test_the_fixed_configuration_is_not(workdir: Path) -> None:
-    result = run_cli(
-        "search.run",
-        *COMMON,
-        "study_name=vgg16_fixed",
+    trial = _run_vgg16(
+        workdir,
+        "vgg16_fixed",
         "model.preprocess=true",
         "optimizer.name=nadam",
         "optimizer.learning_rate=1e-4",
         "train.epochs=4",
-        f"mlruns_dir={workdir / 'mlruns'}",
-        cwd=workdir,
     )
-    assert result.returncode == 0, result.stderr
-    trial = _only_trial(workdir, "vgg16_fixed")
     assert "diagnosis" not in trial.user_attrs
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert trial.value > 0.2  # chance is 0.1
