@@ -28,6 +28,8 @@ def check_config(cfg: DictConfig) -> None:
     _positive_int(cfg, "train.epochs", cfg.train.epochs)
     _positive_int(cfg, "train.batch_size", cfg.train.batch_size)
     _positive_int(cfg, "max_failures", cfg.max_failures)
+    _positive_int(cfg, "workers", cfg.workers)
+    _positive_int(cfg, "heartbeat_interval", cfg.heartbeat_interval)
     if int(cfg.train.patience) < 0:
         raise HarnessError(f"train.patience must be >= 0, got {cfg.train.patience}")
     if cfg.timeout is not None and not float(cfg.timeout) > 0:

@@ -7,7 +7,8 @@ from typing import Any
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
-from sqlalchemy.engine import make_url
+from optuna.storages.journal import JournalFileBackend
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from search.config import as_dict
@@ -114,23 +115,52 @@ def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
         ) from None
 
 
-def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
-    """The Optuna storage at ``url`` (its schema is created, no study is)."""
+def open_storage(
+    url: str, create: bool = True, heartbeat_interval: int | None = None
+) -> optuna.storages.BaseStorage:
+    """The Optuna storage named by ``url``: a file path is a journal file (safe for parallel
+    workers on one machine), a database URL an RDB storage (SQLite for one process,
+    PostgreSQL/MySQL for many machines; heartbeats on with ``heartbeat_interval``)."""
+    if "://" not in url:
+        return _journal(Path(url).expanduser(), create)
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise HarnessError(
-            f"storage: '{url}' is not a database URL; e.g. sqlite:///mlruns/optuna.db"
+            f"storage: '{url}' is neither a file path nor a database URL; "
+            "e.g. mlruns/optuna.journal or postgresql+psycopg://user@host/db"
         ) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         path = Path(parsed.database).expanduser()
         if not create and not path.is_file():
             raise HarnessError(f"storage: no study database at {path}; run search.run first")
         path.parent.mkdir(parents=True, exist_ok=True)
+    heartbeat = (
+        {"heartbeat_interval": heartbeat_interval, "grace_period": 2 * heartbeat_interval}
+        if heartbeat_interval
+        else {}
+    )
     try:
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(parsed), **heartbeat)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise HarnessError(f"storage: cannot open {url} ({first_line(exc)})") from None
+
+
+def _engine_kwargs(parsed: URL) -> dict[str, Any]:
+    """Fail fast on an unreachable server instead of waiting for the OS's TCP timeout."""
+    if parsed.get_backend_name() == "postgresql":
+        return {"connect_args": {"connect_timeout": 10}}
+    return {}
+
+
+def _journal(path: Path, create: bool) -> optuna.storages.BaseStorage:
+    if path.is_dir() or (not create and not path.is_file()):
+        raise HarnessError(f"storage: no study journal at {path}; run search.run first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"storage: cannot open the journal {path} ({first_line(exc)})") from None
 
 
 def count_finished(study: optuna.Study) -> int:

@@ -11,11 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from search.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +48,15 @@ def run_cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[s
         timeout=600,
         check=False,
     )
+
+
+def study_in(work: Path, name: str = "deep_dnn") -> optuna.Study:
+    """The study a CLI run left in ``work``'s default storage (the journal file)."""
+    return optuna.load_study(study_name=name, storage=open_storage(str(journal_path(work))))
+
+
+def journal_path(work: Path) -> Path:
+    return work / "mlruns" / "optuna.journal"
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.cifar_fixture import make_cifar_tarball
-from tests.conftest import run_cli, tiny
+from tests.conftest import journal_path, run_cli, study_in, tiny
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -39,7 +39,7 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _study(work: Path) -> optuna.Study:
-    return optuna.load_study(study_name="deep_dnn", storage=f"sqlite:///{work}/mlruns/optuna.db")
+    return study_in(work)
 
 
 def _client(work: Path) -> MlflowClient:
@@ -175,7 +175,7 @@ def test_bad_input_exits_2_and_creates_nothing(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (workdir / "mlruns" / "optuna.db").exists()
+    assert not journal_path(workdir).exists()
     assert not (workdir / "mlruns" / "mlflow.db").exists()
 
 
@@ -263,9 +263,7 @@ def test_course_studies_run_on_digits(workdir: Path, study: str) -> None:
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
-    trials = optuna.load_study(
-        study_name=study, storage=f"sqlite:///{workdir}/mlruns/optuna.db"
-    ).trials
+    trials = study_in(workdir, study).trials
     assert len(trials) == 2
     client = _client(workdir)
     for trial in trials:
@@ -307,9 +305,7 @@ def test_transfer_studies_run_on_digits_with_random_weights(workdir: Path, study
     )
     assert result.returncode == 0, result.stderr
     assert "(64 train / 288 val / 360 test)" in result.stdout
-    (trial,) = optuna.load_study(
-        study_name=study, storage=f"sqlite:///{workdir}/mlruns/optuna.db"
-    ).trials
+    (trial,) = study_in(workdir, study).trials
     run = _client(workdir).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.data.params["model.builder"] == "transfer"
     assert run.data.params["model.preprocess"] == "True"
@@ -333,4 +329,4 @@ def test_transfer_study_offline_imagenet_is_a_clean_error(workdir: Path) -> None
         pytest.skip("ImageNet weights are reachable or cached on this machine")
     assert result.returncode == 2
     assert "use model.weights=null" in result.stderr
-    assert not (workdir / "mlruns" / "optuna.db").exists()
+    assert not journal_path(workdir).exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, study_in
 
 
 def _run_vgg16(workdir: Path, name: str, *settings: str) -> optuna.trial.FrozenTrial:
@@ -34,9 +34,7 @@ def _run_vgg16(workdir: Path, name: str, *settings: str) -> optuna.trial.FrozenT
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
-    (trial,) = optuna.load_study(
-        study_name=name, storage=f"sqlite:///{workdir}/mlruns/optuna.db"
-    ).trials
+    (trial,) = study_in(workdir, name).trials
     return trial
 
 
