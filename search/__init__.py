@@ -13,3 +13,9 @@ import os
 # breaks "same seed, same machine, same result" for a re-train; no faster on these nets).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# MLflow's HTTP client retries 7 times with doubling back-off (minutes) when a tracking
+# server is down; the harness retries on its own with a bounded back-off and goes on
+# without MLflow (search.sync back-fills), so each request gives up after seconds.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")

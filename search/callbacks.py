@@ -9,6 +9,8 @@ from typing import Any
 
 import keras
 
+from search.signals import raise_pending
+
 __all__ = ["EpochRecorder", "TrialDiverged"]
 
 
@@ -45,6 +47,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.rows.append({"epoch": float(epoch), **row})
         if self.sink is not None:
             self.sink(epoch, row)
+        raise_pending()  # a Ctrl-C/SIGTERM whose exception Python dropped
         if not math.isfinite(row.get("loss", 0.0)):
             raise TrialDiverged(f"loss became {row['loss']} at epoch {epoch}")
 

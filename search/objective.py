@@ -58,7 +58,8 @@ def make_objective(
         auto_lr = str(config.optimizer.learning_rate) == "auto"
         omit = (LR_KEY,) if auto_lr else ()
         run = tracker.start_trial(trial.number, sampled, as_dict(config), omit=omit)
-        trial.set_user_attr("mlflow_run_id", run.run_id)
+        if run.run_id:  # empty while the MLflow store is unreachable (search.sync back-fills)
+            trial.set_user_attr("mlflow_run_id", run.run_id)
         trial.set_user_attr("config", as_dict(config))
         recorder = EpochRecorder(sink=run.log_epoch)
         pruning = KerasPruningCallback(trial, str(cfg.metric))

@@ -13,8 +13,8 @@ __all__ = ["FailureGuard", "ProgressLine"]
 class ProgressLine:
     """``trial 3  COMPLETE  value=0.9123  best=0.9301 (trial 1)  12.3s``"""
 
-    def __init__(self, log: logging.Logger) -> None:
-        self.log = log
+    def __init__(self, log: logging.Logger, prefix: str = "") -> None:
+        self.log, self.prefix = log, prefix
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
@@ -29,12 +29,13 @@ class ProgressLine:
         except ValueError:
             best = "best=-"
         self.log.info(
-            f"trial {trial.number:>3}  {trial.state.name:<8}  {value:<34}  {best}  {seconds:.1f}s"
+            f"{self.prefix}trial {trial.number:>3}  {trial.state.name:<8}  {value:<34}  "
+            f"{best}  {seconds:.1f}s"
         )
 
 
 class FailureGuard:
-    """Stops the study after ``max_failures`` failed trials in a row (a broken space)."""
+    """Says stop (``message``) after ``max_failures`` failed trials in a row (a broken space)."""
 
     def __init__(self, max_failures: int) -> None:
         self.max_failures = max_failures
@@ -49,4 +50,3 @@ class FailureGuard:
                 f"{trial.user_attrs.get('error', 'see the MLflow run')}); fix the config or space, "
                 "or raise max_failures"
             )
-            study.stop()

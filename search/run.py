@@ -1,16 +1,16 @@
 """``python -m search.run study=<name> [key=value ...]``: run or continue an Optuna study.
 
 Reads top to bottom: compose the config (Hydra), check the space, load the data once,
-open the Optuna study and the MLflow parent run, optimise until the study has
-``n_trials`` finished trials, then write the study's summary to the parent run.
+open the Optuna study and the MLflow parent run, fail the trials of workers that died
+and bring MLflow up to date with the study, run trials (here, or in ``workers`` worker
+processes) until the study has ``n_trials`` finished trials, then write the study's
+summary to the parent run.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
-from pathlib import Path
 
 import hydra
 import optuna
@@ -20,20 +20,15 @@ from search.checks import check_config
 from search.cli import entry, guarded
 from search.data import splits_from_config
 from search.errors import HarnessError
-from search.objective import make_objective
-from search.progress import FailureGuard, ProgressLine
+from search.orphans import reap_orphans
+from search.pool import WorkerEnd, run_pool
 from search.space import parse_space, validate_space_keys
-from search.storage import (
-    FINISHED,
-    count_finished,
-    make_pruner,
-    make_sampler,
-    open_storage,
-    open_study,
-)
-from search.summary import study_summary, trials_frame
+from search.storage import count_finished, make_pruner, make_sampler, open_storage, open_study
+from search.summary import publish_summary
+from search.sync import sync_study
 from search.tracking import StudyTracker
 from search.training import preflight
+from search.worker import work
 
 log = logging.getLogger("search")
 
@@ -50,10 +45,11 @@ def run_study(cfg: DictConfig) -> optuna.Study:
         f"data {splits.name} ({splits.sizes()})"
     )
 
-    storage = open_storage(str(cfg.storage))
+    storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
     tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
     tracker.check()
     study = open_study(cfg, specs, storage, sampler, pruner)
+    reap_orphans(study)
     done = count_finished(study)
     if done >= int(cfg.n_trials):
         log.info(
@@ -62,47 +58,54 @@ def run_study(cfg: DictConfig) -> optuna.Study:
         )
         return study
     tracker.open()
+    sync_study(study, tracker, str(cfg.metric))
     log.info(
         f"running {int(cfg.n_trials) - done} more trial(s) ({done} finished before); "
         f"storage {cfg.storage}, tracking {cfg.tracking_uri}"
     )
 
-    guard = FailureGuard(int(cfg.max_failures))
     started = time.perf_counter()
     try:
-        study.optimize(
-            make_objective(cfg, specs, splits, tracker),
-            timeout=cfg.timeout,
-            callbacks=[
-                optuna.study.MaxTrialsCallback(int(cfg.n_trials), states=FINISHED),
-                ProgressLine(log),
-                guard,
-            ],
-            gc_after_trial=True,
-        )
+        if int(cfg.workers) == 1:
+            stopped = work(cfg, specs, splits, study, tracker)
+        else:
+            stopped = _explain(run_pool(cfg, tracker.experiment_id, tracker.parent_run_id))
     except BaseException:
         tracker.close_parent("KILLED")
         raise
+    reap_orphans(study)  # a worker killed meanwhile
+    if tracker.online:
+        sync_study(study, tracker, str(cfg.metric))
     _summarize(study, tracker, cfg, time.perf_counter() - started)
-    if guard.message:
-        raise HarnessError(guard.message)
+    if stopped:
+        raise HarnessError(stopped)
     return study
 
 
+def _explain(ends: list[WorkerEnd]) -> str:
+    """One reason the pool stopped early, or ""; a killed worker is said, not an error."""
+    for end in ends:
+        if end.exitcode < 0:
+            log.warning(
+                f"worker {end.index} was killed (signal {-end.exitcode}); its trial is marked "
+                "failed; run the same command again to top the study up"
+            )
+    return next((end.message for end in ends if end.message), "")
+
+
 def _summarize(study: optuna.Study, tracker: StudyTracker, cfg: DictConfig, seconds: float) -> None:
-    metrics, tags = study_summary(study)
-    with tempfile.TemporaryDirectory(prefix="search-study-") as tmp:
-        csv = Path(tmp) / "trials.csv"
-        trials_frame(study).to_csv(csv, index=False)
-        tracker.summarize(metrics, tags, [csv])
+    metrics = publish_summary(study, tracker)
     finished = count_finished(study)
     if "best_value" in metrics:
+        best = study.best_trial
         log.info(
             f"done in {seconds:.0f}s: {finished} finished trials, best {cfg.metric} "
-            f"{metrics['best_value']:.4f} (trial {tags['best_trial']})"
+            f"{metrics['best_value']:.4f} (trial {best.number})"
         )
     else:
         log.info(f"done in {seconds:.0f}s: no trial completed")
+    if not tracker.online:
+        log.info(f"MLflow was unreachable: python -m search.sync study={cfg.study_name}")
     log.info(f"browse: mlflow ui --backend-store-uri {cfg.tracking_uri}")
     log.info(f"export: python -m search.export study={cfg.study_name}")
 
@@ -113,4 +116,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    entry(main)
+    entry(main, "run")

@@ -135,13 +135,13 @@ def open_storage(
         if not create and not path.is_file():
             raise HarnessError(f"storage: no study database at {path}; run search.run first")
         path.parent.mkdir(parents=True, exist_ok=True)
-    heartbeat = (
-        {"heartbeat_interval": heartbeat_interval, "grace_period": 2 * heartbeat_interval}
-        if heartbeat_interval
-        else {}
-    )
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(parsed), **heartbeat)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=_engine_kwargs(parsed),
+            heartbeat_interval=heartbeat_interval,
+            grace_period=2 * heartbeat_interval if heartbeat_interval else None,
+        )
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise HarnessError(f"storage: cannot open {url} ({first_line(exc)})") from None
 

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import optuna
 import pandas as pd
 
 from search.storage import count_finished
+from search.tracking import StudyTracker
 
-__all__ = ["study_summary", "trials_frame"]
+__all__ = ["publish_summary", "study_summary", "trials_frame"]
+
+
+def publish_summary(study: optuna.Study, tracker: StudyTracker) -> dict[str, float]:
+    """The study's counts, best trial and trials table (CSV) on its MLflow parent run."""
+    metrics, tags = study_summary(study)
+    if not tracker.online:
+        return metrics
+    frame = trials_frame(study)
+    if not frame.empty:  # back-filled runs are known by their trial number only
+        runs = {n: r[0].info.run_id for n, r in tracker.trial_runs().items()}
+        frame["mlflow_run_id"] = [runs.get(int(n), "") for n in frame["number"]]
+    with tempfile.TemporaryDirectory(prefix="search-study-") as tmp:
+        csv = Path(tmp) / "trials.csv"
+        frame.to_csv(csv, index=False)
+        tracker.summarize(metrics, tags, [csv])
+    return metrics
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:

@@ -8,21 +8,24 @@ which is thread-local and would tie trials to one thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from mlflow.entities import Metric, Param, RunTag
+import requests
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from search.errors import HarnessError, first_line
 
-__all__ = ["StudyTracker", "TrialRun", "flatten_config", "run_name"]
+__all__ = ["StudyTracker", "TrialRecord", "TrialRun", "flatten_config", "run_name"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ STATE_TAG = "optuna.state"
 STUDY_TAG = "optuna.study_name"
 TRIAL_TAG = "optuna.trial_number"
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+T = TypeVar("T")
+_UNREACHABLE = (MlflowException, OSError, requests.RequestException)
 _MAX_BATCH = 100  # MLflow accepts at most 100 params or 1000 metrics per log_batch
 _SHORT = {"learning_rate": "lr", "batch_norm": "bn", "dropout_rate": "drop", "momentum": "mom"}
 
@@ -41,33 +46,36 @@ class TrialRun:
     Epoch metrics go through a one-thread executor: training does not wait for the store,
     the order of epochs is kept, and ``finish`` waits for every pending write. (MLflow's
     own async mode joins its worker thread at ``set_terminated``, which costs up to a
-    second per run.)
+    second per run.) Every write goes through the tracker's retry; with the store
+    unreachable (``run_id`` empty or the tracker offline) the writes are dropped and the
+    trial goes on: ``search.sync`` back-fills the run from the Optuna trial later.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str, executor: ThreadPoolExecutor) -> None:
-        self.client, self.run_id = client, run_id
-        self._executor = executor
+    def __init__(self, tracker: StudyTracker, run_id: str) -> None:
+        self.tracker, self.run_id = tracker, run_id
         self._pending: list[Future[Any]] = []
+
+    def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.run_id:
+            self.tracker.call(getattr(self.tracker.client, method), self.run_id, *args, **kwargs)
 
     def log_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
         """Per-epoch metrics with ``step=epoch``, written in the background."""
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, epoch) for k, v in logs.items()]
         self._pending.append(
-            self._executor.submit(self.client.log_batch, self.run_id, metrics=metrics)
+            self.tracker.executor.submit(self._write, "log_batch", metrics=metrics)
         )
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self._write("log_batch", params=[Param(k, str(v)) for k, v in params.items()])
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)
-        self.client.log_batch(
-            self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        )
+        self._write("log_batch", metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
 
     def log_files(self, directory: Path) -> None:
-        self.client.log_artifacts(self.run_id, str(directory))
+        self._write("log_artifacts", str(directory))
 
     def finish(
         self,
@@ -84,22 +92,74 @@ class TrialRun:
         now = int(time.time() * 1000)
         final = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
         all_tags = [RunTag(STATE_TAG, state)] + [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        self.client.log_batch(self.run_id, metrics=final, tags=all_tags)
+        self._write("log_batch", metrics=final, tags=all_tags)
         if artifacts_dir is not None:
-            self.client.log_artifacts(self.run_id, str(artifacts_dir))
-        self.client.set_terminated(self.run_id, status or RUN_STATUS.get(state, "FAILED"))
+            self._write("log_artifacts", str(artifacts_dir))
+        self._write("set_terminated", status or RUN_STATUS.get(state, "FAILED"))
 
 
 class StudyTracker:
     """Owns the study's MLflow experiment, its parent run and the trials' child runs."""
 
-    def __init__(self, tracking_uri: str, artifact_root: str, study_name: str) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        artifact_root: str,
+        study_name: str,
+        retries: int = 3,
+        backoff: float = 1.0,
+    ) -> None:
         self.study_name = study_name
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.artifact_root = Path(artifact_root).expanduser().resolve()
         self.experiment_id = ""
         self.parent_run_id = ""
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-epochs")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-epochs")
+        self.retries, self.backoff = retries, backoff
+        self.online = True
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """A request to the MLflow store, retried with a bounded backoff (1 s, 2 s, ...).
+
+        When it still fails the tracker goes offline (said once): later writes are dropped
+        at once, the study goes on, its results stay in Optuna, and ``search.sync``
+        back-fills the MLflow runs. The next trial tries the store again.
+        """
+        if not self.online:
+            return None
+        for attempt in range(self.retries):
+            try:
+                return fn(*args, **kwargs)
+            except _UNREACHABLE as exc:
+                error: BaseException = exc
+                if attempt + 1 < self.retries:
+                    time.sleep(self.backoff * 2**attempt)
+        self._go_offline(error)
+        return None
+
+    def _go_offline(self, error: BaseException) -> None:
+        if self.online:
+            log.warning(
+                f"MLflow store {self.client.tracking_uri} unreachable ({first_line(error)}); "
+                "the study goes on and its results stay in Optuna; once the store is back, "
+                f"python -m search.sync study={self.study_name} back-fills the MLflow runs"
+            )
+        self.online = False
+
+    def reconnect(self) -> bool:
+        """One try to reach the store again (at the start of each trial while offline)."""
+        if not self.online:
+            try:
+                self.client.search_experiments(max_results=1)
+            except _UNREACHABLE:
+                return False
+            self.online = True
+            log.warning(f"MLflow store {self.client.tracking_uri} reachable again")
+        return True
+
+    def attach(self, experiment_id: str, parent_run_id: str) -> None:
+        """Use the experiment and parent run another process opened (a worker)."""
+        self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
 
     def check(self) -> None:
         """Reach the MLflow store without creating anything in it (but its schema)."""
@@ -125,29 +185,51 @@ class StudyTracker:
     def _experiment(self) -> str:
         experiment = self.client.get_experiment_by_name(self.study_name)
         if experiment is None:
-            location = (self.artifact_root / self.study_name).as_uri()
-            return self.client.create_experiment(self.study_name, artifact_location=location)
+            try:
+                return self.client.create_experiment(
+                    self.study_name, artifact_location=self._location()
+                )
+            except MlflowException:  # another machine's worker created it a moment ago
+                experiment = self.client.get_experiment_by_name(self.study_name)
+                if experiment is None:
+                    raise
         if experiment.lifecycle_stage == "deleted":
             self.client.restore_experiment(experiment.experiment_id)
         return str(experiment.experiment_id)
 
+    def _location(self) -> str | None:
+        """Artifacts under ``artifact_root`` for a local store; a tracking server decides
+        for itself (it serves them to every machine)."""
+        if self.client.tracking_uri.startswith(("http://", "https://", "databricks")):
+            return None
+        return (self.artifact_root / self.study_name).as_uri()
+
     def _parent_run(self) -> str:
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{ROLE_TAG}` = 'study'",
-            order_by=["attributes.start_time ASC"],
-            max_results=1,
+        """The study's one parent run: the oldest; made if none. Workers on several
+        machines that start together may each make one: all keep the oldest, drop theirs."""
+        parents = self._parents()
+        if not parents:
+            self.client.create_run(
+                self.experiment_id,
+                run_name=self.study_name,
+                tags={ROLE_TAG: "study", STUDY_TAG: self.study_name},
+            )
+            parents = self._parents()
+            for extra in parents[1:]:
+                with contextlib.suppress(MlflowException):
+                    self.client.delete_run(extra.info.run_id)
+        run_id = str(parents[0].info.run_id)
+        self.client.update_run(run_id, status="RUNNING")
+        return run_id
+
+    def _parents(self) -> list[Run]:
+        return list(
+            self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{ROLE_TAG}` = 'study'",
+                order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
+            )
         )
-        if runs:
-            run_id = runs[0].info.run_id
-            self.client.update_run(run_id, status="RUNNING")
-            return str(run_id)
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=self.study_name,
-            tags={ROLE_TAG: "study", STUDY_TAG: self.study_name},
-        )
-        return str(run.info.run_id)
 
     def start_trial(
         self,
@@ -166,9 +248,15 @@ class StudyTracker:
             TRIAL_TAG: str(number),
             STATE_TAG: "RUNNING",
         }
-        run = self.client.create_run(self.experiment_id, tags=tags)
+        run = (
+            self.call(self.client.create_run, self.experiment_id, tags=tags)
+            if self.reconnect()
+            else None
+        )
+        if run is None:
+            return TrialRun(self, "")
         self._log_config(run.info.run_id, config, omit)
-        return TrialRun(self.client, run.info.run_id, self._executor)
+        return TrialRun(self, run.info.run_id)
 
     def start_run(self, name: str, tags: Mapping[str, str], config: Mapping[str, Any]) -> TrialRun:
         """A run that is not a trial (a re-train), in the study's experiment."""
@@ -176,14 +264,14 @@ class StudyTracker:
             self.experiment_id, run_name=name, tags={STUDY_TAG: self.study_name, **tags}
         )
         self._log_config(run.info.run_id, config)
-        return TrialRun(self.client, run.info.run_id, self._executor)
+        return TrialRun(self, run.info.run_id)
 
     def _log_config(
         self, run_id: str, config: Mapping[str, Any], omit: Collection[str] = ()
     ) -> None:
         params = [Param(k, v) for k, v in flatten_config(config).items() if k not in omit]
         for chunk in _chunks(params, _MAX_BATCH):
-            self.client.log_batch(run_id, params=chunk)
+            self.call(self.client.log_batch, run_id, params=chunk)
 
     def summarize(
         self, metrics: Mapping[str, float], tags: Mapping[str, str], files: Iterable[Path]
@@ -191,18 +279,81 @@ class StudyTracker:
         """Log the study's summary on the parent run and mark it finished."""
         step = int(metrics.get("n_finished_trials", 0))
         now = int(time.time() * 1000)
-        self.client.log_batch(
+        self.call(
+            self.client.log_batch,
             self.parent_run_id,
             metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
         for path in files:
-            self.client.log_artifact(self.parent_run_id, str(path))
-        self.client.set_terminated(self.parent_run_id, "FINISHED")
+            self.call(self.client.log_artifact, self.parent_run_id, str(path))
+        self.call(self.client.set_terminated, self.parent_run_id, "FINISHED")
 
     def close_parent(self, status: str) -> None:
         if self.parent_run_id:
-            self.client.set_terminated(self.parent_run_id, status)
+            self.call(self.client.set_terminated, self.parent_run_id, status)
+
+    def trial_runs(self) -> dict[int, list[Run]]:
+        """The study's child runs by trial number (every page of the search)."""
+        out: dict[int, list[Run]] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{ROLE_TAG}` = 'trial'",
+                max_results=1000,
+                page_token=token,
+            )
+            for run in page:
+                number = run.data.tags.get(TRIAL_TAG, "")
+                if number.isdigit():
+                    out.setdefault(int(number), []).append(run)
+            token = page.token
+            if not token:
+                return out
+
+    def backfill(self, trial: TrialRecord) -> str:
+        """Create the finished run of a trial that has none (MLflow was unreachable)."""
+        tags = {
+            MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+            MLFLOW_RUN_NAME: run_name(trial.number, trial.params),
+            ROLE_TAG: "trial",
+            STUDY_TAG: self.study_name,
+            TRIAL_TAG: str(trial.number),
+            "search.backfilled": "true",
+        }
+        run = self.client.create_run(self.experiment_id, start_time=trial.start_ms, tags=tags)
+        run_id = str(run.info.run_id)
+        self._log_config(run_id, trial.config or dict(trial.params))
+        epochs = [Metric(trial.metric, v, trial.start_ms, s) for s, v in trial.curve.items()]
+        for chunk in _chunks(epochs, 1000):
+            self.client.log_batch(run_id, metrics=chunk)
+        self.close_trial_run(run_id, trial)
+        return run_id
+
+    def close_trial_run(self, run_id: str, trial: TrialRecord) -> None:
+        """Give a run the outcome of its finished trial: final metrics, tags, status."""
+        metrics = [Metric(k, float(v), trial.end_ms, 0) for k, v in trial.metrics.items()]
+        tags = [RunTag(STATE_TAG, trial.state)] + [RunTag(k, v) for k, v in trial.tags.items()]
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        self.client.set_terminated(run_id, trial.status, end_time=trial.end_ms)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What the MLflow side needs to know of a finished Optuna trial (see ``search.sync``)."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL
+    status: str  # the MLflow run status: FINISHED, FAILED, KILLED
+    params: Mapping[str, Any]
+    config: Mapping[str, Any]
+    metric: str
+    curve: Mapping[int, float]  # the reported metric by epoch
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+    start_ms: int
+    end_ms: int
 
 
 def _make_sqlite_dir(uri: str) -> None:

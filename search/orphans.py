@@ -1,0 +1,67 @@
+"""Trials whose worker died (``kill -9``, a crash, a power cut) without telling the study.
+
+Such a trial stays RUNNING in the storage for ever, and its MLflow run too. Every trial
+records the worker that runs it (``worker`` user attr: host, pid, process start time).
+When a run starts, RUNNING trials whose worker was a process on this host that no longer
+exists are failed (``orphaned`` user attr); their MLflow runs are then closed as KILLED
+by the sync (``search.sync``). Workers on other machines are watched by the RDB storage's
+heartbeats instead (Optuna fails their trials once the heartbeat goes stale).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import optuna
+import psutil
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["ORPHAN_ATTR", "WORKER_ATTR", "mark_worker", "reap_orphans", "worker_alive"]
+
+WORKER_ATTR = "worker"
+ORPHAN_ATTR = "orphaned"
+log = logging.getLogger("search")
+
+
+def worker_id(pid: int | None = None) -> str:
+    """``host:pid:start`` of a process: the start time tells a re-used pid apart."""
+    process = psutil.Process(pid or os.getpid())
+    return f"{socket.gethostname()}:{process.pid}:{process.create_time():.2f}"
+
+
+def mark_worker(trial: optuna.Trial) -> None:
+    trial.set_user_attr(WORKER_ATTR, worker_id())
+
+
+def worker_alive(worker: str) -> bool | None:
+    """Whether the process named by ``worker`` still runs; None when it ran on another host."""
+    host, pid = _parse(worker)
+    if host != socket.gethostname():
+        return None
+    try:
+        return worker_id(pid) == worker
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _parse(worker: str) -> tuple[str, int]:
+    host, pid, _started = worker.rsplit(":", 2)
+    return host, int(pid)
+
+
+def reap_orphans(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail this host's RUNNING trials whose worker process is gone; returns them."""
+    reaped = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
+        if not worker or worker_alive(worker) is not False:
+            continue
+        message = f"worker {worker.rsplit(':', 1)[0]} died during the trial (killed?)"
+        study._storage.set_trial_user_attr(trial._trial_id, ORPHAN_ATTR, True)
+        study._storage.set_trial_user_attr(trial._trial_id, "error", message)
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        log.info(f"trial {trial.number}: {message}; marked failed")
+        reaped.append(trial)
+    return reaped

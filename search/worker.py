@@ -1,0 +1,138 @@
+"""One worker's trial loop: ask, run the objective, tell, until the study has enough.
+
+Any number of these loops, in processes on one or many machines, share a study through
+its storage; the storage numbers the trials. ``study.optimize`` decides to stop from the
+finished count it sees after a trial, so parallel workers overshoot ``n_trials`` (each
+starts one more while the others' last trials are still running). Here a worker stops
+when finished plus running trials fill the quota, and a trial asked in a race, whose
+lower-numbered trials already fill it, goes back to WAITING unrun (the next run that
+needs a trial picks it up). A study therefore ends with exactly ``n_trials`` finished
+trials; a running trial that fails leaves its worker (or the next run) to top up.
+
+Outcome -> state, as in Optuna's own loop: a returned value is COMPLETE, ``TrialPruned``
+PRUNED, any other exception FAIL (the study goes on); Ctrl-C / SIGTERM fail the trial and
+end the worker. On RDB storages Optuna's heartbeat thread runs during each trial and
+stale trials of dead workers are failed before each ask.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import optuna
+from omegaconf import DictConfig
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
+from optuna.trial import FrozenTrial, TrialState
+
+from search.data import Splits
+from search.objective import make_objective
+from search.orphans import mark_worker
+from search.progress import FailureGuard, ProgressLine
+from search.signals import raise_pending
+from search.space import ParamSpec
+from search.storage import FINISHED
+from search.tracking import StudyTracker
+
+__all__ = ["StopRule", "run_trials", "work"]
+
+Callback = Callable[[optuna.Study, FrozenTrial], None]
+_TAKEN = (*FINISHED, TrialState.RUNNING)
+
+
+@dataclass
+class StopRule:
+    """When this worker stops: quota filled, time up, or a callback asked to stop."""
+
+    n_trials: int
+    timeout: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    reason: str = ""
+
+    def time_up(self) -> bool:
+        return self.timeout is not None and time.monotonic() - self.started >= self.timeout
+
+
+def work(
+    cfg: DictConfig,
+    specs: list[ParamSpec],
+    splits: Splits,
+    study: optuna.Study,
+    tracker: StudyTracker,
+    prefix: str = "",
+) -> str:
+    """Run this worker's share of the study; returns why it stopped early ("" if it did not)."""
+    guard = FailureGuard(int(cfg.max_failures))
+    run_trials(
+        study,
+        make_objective(cfg, specs, splits, tracker),
+        StopRule(int(cfg.n_trials), cfg.timeout),
+        callbacks=[ProgressLine(logging.getLogger("search"), prefix), guard],
+        should_stop=lambda: bool(guard.message),
+    )
+    return guard.message
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    rule: StopRule,
+    callbacks: Sequence[Callback] = (),
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Run trials until the rule says stop; returns how many trials this worker told."""
+    told = 0
+    while not (should_stop() or rule.time_up()):
+        raise_pending()
+        _fail_stale(study)
+        if _taken(study) >= rule.n_trials:
+            break
+        trial = study.ask()
+        if _taken(study, below=trial.number) >= rule.n_trials:
+            _give_back(study, trial)
+            break
+        frozen = _run_one(study, trial, objective)
+        told += 1
+        for callback in callbacks:
+            callback(study, frozen)
+        gc.collect()
+    return told
+
+
+def _run_one(
+    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]
+) -> FrozenTrial:
+    mark_worker(trial)
+    with get_heartbeat_thread(trial._trial_id, study._storage):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            return study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        except Exception:  # recorded on the trial and its MLflow run by the objective
+            return study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except BaseException:  # Ctrl-C, SIGTERM: fail the trial, end the worker
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+    return study.tell(trial, value, skip_if_finished=True)
+
+
+def _taken(study: optuna.Study, below: int | None = None) -> int:
+    """Finished trials plus trials other workers are running (they will finish)."""
+    trials = study.get_trials(deepcopy=False, states=_TAKEN)
+    return sum(below is None or t.number < below for t in trials)
+
+
+def _give_back(study: optuna.Study, trial: optuna.Trial) -> None:
+    """A trial asked in a race that the quota has no room for: back to WAITING, unrun."""
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    if is_heartbeat_enabled(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
