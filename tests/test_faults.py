@@ -155,8 +155,15 @@ def test_kill_9_mid_trial_then_the_same_command_tops_up(workdir: Path) -> None:
     assert run.info.status == "KILLED"
 
 
-@pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    ("sent", "code", "workers"),
+    [
+        (signal.SIGINT, 130, 1),
+        pytest.param(signal.SIGTERM, 143, 1, marks=pytest.mark.slow),
+        pytest.param(signal.SIGINT, 130, 2, marks=pytest.mark.slow),
+        pytest.param(signal.SIGTERM, 143, 2, marks=pytest.mark.slow),
+    ],
+)
 def test_interrupt_closes_the_running_trials_and_the_command_continues(
     workdir: Path, sent: signal.Signals, code: int, workers: int
 ) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_cli, tiny
@@ -22,6 +23,8 @@ from tests.test_faults import (
     start,
     wait_for,
 )
+
+pytestmark = pytest.mark.slow  # each starts an mlflow server and several study processes
 
 
 def _remote(postgres_url: str, server: MlflowServer) -> list[str]:

@@ -1,0 +1,187 @@
+"""The trial loop's stop rule, orphan detection and the MLflow sync, without Keras:
+in-memory or journal Optuna studies, a SQLite MLflow store, trivial objectives."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from search.orphans import WORKER_ATTR, reap_orphans, worker_alive, worker_id
+from search.progress import FailureGuard
+from search.sync import sync_study
+from search.tracking import StudyTracker
+from search.worker import StopRule, run_trials
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _study() -> optuna.Study:
+    return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", 0.0, 1.0)
+    trial.report(x / 2, step=0)
+    if trial.number % 3 == 2:
+        raise optuna.TrialPruned()
+    return x
+
+
+def test_the_loop_stops_at_exactly_n_finished_trials() -> None:
+    study = _study()
+    told = run_trials(study, _objective, StopRule(n_trials=7))
+    assert told == 7 and len(study.get_trials(states=FINISHED)) == 7
+    assert run_trials(study, _objective, StopRule(n_trials=7)) == 0  # already there
+
+
+def test_failed_trials_do_not_count_and_are_topped_up() -> None:
+    study = _study()
+
+    def flaky(trial: optuna.Trial) -> float:
+        if trial.number in (1, 2):
+            raise RuntimeError("bad combination")
+        return 0.5
+
+    run_trials(study, flaky, StopRule(n_trials=3))
+    assert [t.state for t in study.trials].count(TrialState.FAIL) == 2
+    assert len(study.get_trials(states=FINISHED)) == 3
+
+
+def test_other_workers_running_trials_count_towards_the_quota() -> None:
+    study = _study()
+    run_trials(study, _objective, StopRule(n_trials=2))
+    study.ask()  # another worker's trial, still running
+    assert run_trials(study, _objective, StopRule(n_trials=3)) == 0
+
+
+def test_a_trial_asked_in_a_race_goes_back_to_waiting_unrun() -> None:
+    study = _study()
+    run_trials(study, _objective, StopRule(n_trials=2))
+    real_ask = study.ask
+
+    def racing_ask() -> optuna.Trial:
+        study.ask = real_ask  # type: ignore[method-assign]
+        real_ask()  # another worker asks between our count and our ask
+        return real_ask()
+
+    study.ask = racing_ask  # type: ignore[method-assign]
+    ran: list[int] = []
+    told = run_trials(study, lambda t: ran.append(t.number) or 1.0, StopRule(n_trials=3))
+    assert told == 0 and not ran
+    assert [t.state for t in study.trials][2:] == [TrialState.RUNNING, TrialState.WAITING]
+    study.tell(2, 0.1)  # the other worker finishes; a later run takes the waiting trial
+    run_trials(study, _objective, StopRule(n_trials=4))
+    assert len(study.get_trials(states=FINISHED)) == 4 and len(study.trials) == 4
+
+
+def test_max_failures_in_a_row_stops_the_loop() -> None:
+    study = _study()
+    guard = FailureGuard(3)
+
+    def broken(trial: optuna.Trial) -> float:
+        raise ValueError("no such activation")
+
+    run_trials(study, broken, StopRule(100), [guard], should_stop=lambda: bool(guard.message))
+    assert len(study.trials) == 3
+    assert "stopped after 3 failed trials in a row" in guard.message
+
+
+def test_timeout_ends_the_loop() -> None:
+    study = _study()
+    rule = StopRule(n_trials=1000, timeout=1e-9)
+    assert run_trials(study, _objective, rule) == 0
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(proc.stdout)
+
+
+def test_worker_alive_tells_live_dead_reused_and_remote_processes() -> None:
+    assert worker_alive(worker_id()) is True
+    assert worker_alive(f"{socket.gethostname()}:{_dead_pid()}:1.00") is False
+    assert worker_alive(f"{socket.gethostname()}:{os.getpid()}:1.00") is False  # pid re-used
+    assert worker_alive(f"elsewhere-{socket.gethostname()}:{os.getpid()}:1.00") is None
+
+
+def test_reap_orphans_fails_only_trials_of_dead_workers_here(tmp_path: Path) -> None:
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "s.journal"))
+    )
+    study = optuna.create_study(study_name="s", storage=storage)
+    for worker in (
+        f"{socket.gethostname()}:{_dead_pid()}:1.00",  # killed
+        worker_id(),  # alive (this process)
+        f"other-host:{os.getpid()}:1.00",  # another machine: heartbeats' job
+    ):
+        study.ask().set_user_attr(WORKER_ATTR, worker)
+    reaped = reap_orphans(study)
+    assert [t.number for t in reaped] == [0]
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert study.trials[0].user_attrs["orphaned"] is True
+    assert "died during the trial" in study.trials[0].user_attrs["error"]
+
+
+@pytest.fixture()
+def tracker(tmp_path: Path) -> StudyTracker:
+    tracker = StudyTracker(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "art"), "s")
+    tracker.check()
+    tracker.open()
+    return tracker
+
+
+def test_sync_backfills_missing_runs_and_closes_stale_ones(tracker: StudyTracker) -> None:
+    study = _study()
+    run_trials(study, _objective, StopRule(n_trials=3))
+    failed = study.ask()
+    failed.set_user_attr("error", "ValueError: boom")
+    study.tell(failed, state=TrialState.FAIL)
+    stale = tracker.start_trial(0, study.trials[0].params, {"x": 1})  # left RUNNING
+    client: MlflowClient = tracker.client
+
+    created, closed = sync_study(study, tracker, "val_accuracy")
+    assert (created, closed) == (3, 1)  # trials 1, 2, 3 had no run; trial 0's was RUNNING
+    runs = tracker.trial_runs()
+    assert sorted(runs) == [0, 1, 2, 3] and all(len(r) == 1 for r in runs.values())
+    assert client.get_run(stale.run_id).info.status == "FINISHED"
+    assert runs[3][0].info.status == "FAILED"
+    assert runs[3][0].data.tags["error"] == "ValueError: boom"
+    pruned = runs[2][0]
+    assert pruned.data.tags["optuna.state"] == "PRUNED"
+    assert pruned.data.tags["mlflow.parentRunId"] == tracker.parent_run_id
+    history = client.get_metric_history(pruned.info.run_id, "val_accuracy")
+    assert {m.step: m.value for m in history} == study.trials[2].intermediate_values
+    assert sync_study(study, tracker, "val_accuracy") == (0, 0)
+
+
+def test_an_unreachable_store_goes_offline_once_and_comes_back(
+    tracker: StudyTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker.backoff = 0.01
+    calls = []
+
+    def down(*args: object) -> None:
+        calls.append(args)
+        raise OSError("connection refused")
+
+    assert tracker.call(down, 1) is None
+    assert len(calls) == tracker.retries and not tracker.online
+    assert tracker.call(down, 2) is None and len(calls) == tracker.retries  # dropped at once
+    run = tracker.start_trial(5, {"x": 0.5}, {"x": 0.5})  # the store is back: reconnects
+    assert tracker.online and run.run_id
+    warnings = [r.message for r in caplog.records if "unreachable (" in r.message]
+    assert len(warnings) == 1 and "search.sync study=s" in warnings[0]
