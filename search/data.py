@@ -13,6 +13,7 @@ import functools
 import io
 import pickle
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,9 +180,11 @@ def load_cifar10_tarball(path: str | Path) -> tuple[tuple[np.ndarray, np.ndarray
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"dataset.path: no file at {path}; give the path of cifar-10-python.tar.gz")
+        where = f"{path} is a directory, not a file" if path.is_dir() else f"no file at {path}"
+        raise DataError(f"dataset.path: {where}; give the path of cifar-10-python.tar.gz")
+    tar = _open_tarball(path)
     try:
-        with tarfile.open(path, "r:*") as tar:
+        with tar:
             names = set(tar.getnames())
             missing = [m for m in (*CIFAR_TRAIN, CIFAR_TEST) if m not in names]
             if missing:
@@ -192,11 +195,26 @@ def load_cifar10_tarball(path: str | Path) -> tuple[tuple[np.ndarray, np.ndarray
                 )
             train = [_read_batch(tar, member) for member in CIFAR_TRAIN]
             test = _read_batch(tar, CIFAR_TEST)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise DataError(f"dataset.path: cannot read {path} as a tar.gz archive ({exc})") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DataError(
+            f"dataset.path: cannot read {path} as a tar.gz archive ({first_line(exc)}); "
+            "it may be truncated: download cifar-10-python.tar.gz again"
+        ) from None
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     return (x_train, y_train), test
+
+
+def _open_tarball(path: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(path, "r:*")
+    except tarfile.ReadError:
+        raise DataError(
+            f"dataset.path: cannot read {path} as a tar.gz archive (not a gzip, bzip2, xz or "
+            "plain tar file); give the path of cifar-10-python.tar.gz"
+        ) from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"dataset.path: cannot read {path} ({first_line(exc)})") from None
 
 
 def _read_batch(tar: tarfile.TarFile, member: str) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +226,8 @@ def _read_batch(tar: tarfile.TarFile, member: str) -> tuple[np.ndarray, np.ndarr
         data = np.asarray(batch[b"data"], dtype="uint8")
         labels = np.asarray(batch[b"labels"], dtype="int64")
     except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as exc:
-        raise DataError(f"dataset.path: {member} is not a CIFAR-10 batch ({exc})") from None
+        why = f"no {exc} entry" if isinstance(exc, KeyError) else first_line(exc)
+        raise DataError(f"dataset.path: {member} is not a CIFAR-10 batch ({why})") from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
         raise DataError(
             f"dataset.path: {member} has data of shape {data.shape}, expected (N, 3072)"

@@ -45,9 +45,9 @@ def run_study(cfg: DictConfig) -> optuna.Study:
         f"data {splits.name} ({splits.sizes()})"
     )
 
-    storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
     tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
     tracker.check()
+    storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
     study = open_study(cfg, specs, storage, sampler, pruner)
     reap_orphans(study)
     done = count_finished(study)

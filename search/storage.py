@@ -143,7 +143,8 @@ def open_storage(
             grace_period=2 * heartbeat_interval if heartbeat_interval else None,
         )
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise HarnessError(f"storage: cannot open {url} ({first_line(exc)})") from None
+        shown = parsed.render_as_string(hide_password=True)
+        raise HarnessError(f"storage: cannot open {shown} ({first_line(exc)})") from None
 
 
 def _engine_kwargs(parsed: URL) -> dict[str, Any]:
@@ -154,7 +155,11 @@ def _engine_kwargs(parsed: URL) -> dict[str, Any]:
 
 
 def _journal(path: Path, create: bool) -> optuna.storages.BaseStorage:
-    if path.is_dir() or (not create and not path.is_file()):
+    if path.is_dir():
+        raise HarnessError(
+            f"storage: {path} is a directory; give a file, e.g. {path}/optuna.journal"
+        )
+    if not create and not path.is_file():
         raise HarnessError(f"storage: no study journal at {path}; run search.run first")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

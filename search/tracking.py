@@ -110,7 +110,13 @@ class StudyTracker:
         backoff: float = 1.0,
     ) -> None:
         self.study_name = study_name
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        try:
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+        except MlflowException as exc:  # e.g. MLflow 3.13+ refuses a plain ./mlruns file store
+            raise HarnessError(
+                f"tracking_uri: cannot use {tracking_uri} ({first_line(exc)}); "
+                "use sqlite:///mlruns/mlflow.db or http://host:port"
+            ) from None
         self.artifact_root = Path(artifact_root).expanduser().resolve()
         self.experiment_id = ""
         self.parent_run_id = ""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -23,7 +24,7 @@ from search.cli import entry, guarded
 from search.config import as_dict
 from search.data import splits_from_config
 from search.diagnostics import StuckAtChance
-from search.errors import HarnessError
+from search.errors import HarnessError, first_line
 from search.lr_find import resolve_auto_lr
 from search.tracking import StudyTracker
 from search.training import FitResult, fit_config, save_history
@@ -41,17 +42,21 @@ REQUIRED = (
     "train",
     "tracking_uri",
 )
+SECTIONS = ("dataset", "model", "optimizer", "train")  # mappings in an exported config
 
 
 def load_exported(path: str | Path) -> DictConfig:
     """An exported ``best.yaml`` (safe YAML), checked to be a harness config."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise HarnessError(f"from: no file at {path}; give an exported best.yaml")
+        where = f"{path} is a directory, not a file" if path.is_dir() else f"no file at {path}"
+        raise HarnessError(f"from: {where}; give an exported best.yaml")
     try:
         cfg = OmegaConf.load(path)
+    except yaml.YAMLError as exc:
+        raise HarnessError(f"from: {path} is not valid YAML ({_yaml_problem(exc)})") from None
     except (OmegaConfBaseException, ValueError, OSError) as exc:
-        raise HarnessError(f"from: {path} is not readable YAML ({exc})") from None
+        raise HarnessError(f"from: {path} is not readable YAML ({first_line(exc)})") from None
     missing = [key for key in REQUIRED if not isinstance(cfg, DictConfig) or key not in cfg]
     if missing:
         raise HarnessError(
@@ -59,7 +64,24 @@ def load_exported(path: str | Path) -> DictConfig:
             "make one with python -m search.export study=<name>"
         )
     assert isinstance(cfg, DictConfig)
+    flat = [
+        key
+        for key in SECTIONS
+        if not OmegaConf.is_dict(OmegaConf.select(cfg, key, throw_on_resolution_failure=False))
+    ]
+    if flat:
+        raise HarnessError(
+            f"from: {path} is not an exported config ({flat[0]} is not a mapping); "
+            "make one with python -m search.export study=<name>"
+        )
     return cfg
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line 2, column 1: expected the node content, but found '<stream end>'``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or first_line(exc)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
 
 
 def apply_overrides(cfg: DictConfig, composed: DictConfig, overrides: list[str]) -> DictConfig:
@@ -120,4 +142,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    entry(main)
+    entry(main, "train")
