@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +137,14 @@ def open_storage(
             raise HarnessError(f"storage: no study database at {path}; run search.run first")
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=_engine_kwargs(parsed),
-            heartbeat_interval=heartbeat_interval,
-            grace_period=2 * heartbeat_interval if heartbeat_interval else None,
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(parsed),
+                heartbeat_interval=heartbeat_interval,
+                grace_period=2 * heartbeat_interval if heartbeat_interval else None,
+            )
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         shown = parsed.render_as_string(hide_password=True)
         raise HarnessError(f"storage: cannot open {shown} ({first_line(exc)})") from None
