@@ -18,8 +18,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.cli import command_line_problem
 from search.errors import HarnessError
+from search.overrides import command_line_problem
 from search.run import run_study
 from search.storage import open_storage
 from search.train import load_exported

@@ -1,0 +1,148 @@
+"""The command line checked before Hydra runs a command: Hydra's own parser and composer
+find what is wrong (unknown study, group option or key, an override that does not parse,
+an unset ``???`` value) and it is said in one line (with a "did you mean" for typos)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from search.errors import first_line
+
+__all__ = ["CONFIG_DIR", "command_line_problem"]
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "studies"  # every command's config root
+
+
+def command_line_problem(config_name: str, args: list[str]) -> str | None:
+    """Compose ``config_name`` with the ``key=value`` arguments as Hydra will; what is
+    wrong with them in one line, or None. Flags (``--help``, ``--cfg job``, ``-m``) and
+    overrides of Hydra's own settings are left to Hydra."""
+    if any(arg.startswith("-") for arg in args):
+        return None
+    try:
+        if any(o.is_hydra_override() for o in OverridesParser.create().parse_overrides(args)):
+            return None
+    except OverrideParseException as exc:
+        return _parse_problem(exc)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        try:
+            cfg = compose(config_name, overrides=args, return_hydra_config=True)
+        except MissingConfigException as exc:
+            return _missing_option(exc)
+        except OverrideParseException as exc:
+            return _parse_problem(exc)
+        except ConfigCompositionException as exc:
+            return _composition_problem(exc, config_name, args)
+        except OmegaConfBaseException as exc:
+            return _omegaconf_problem(exc)
+        except (HydraException, ValueError) as exc:
+            return f"cannot apply the command line ({_one_line(str(exc))})"
+        return _resolve_problem(cfg)
+
+
+def _parse_problem(exc: OverrideParseException) -> str:
+    lines = [
+        line
+        for line in str(exc.message).splitlines()
+        if line.strip() and not line.startswith(("Error parsing override", "See http"))
+    ]
+    return (
+        f"cannot parse override '{exc.override}': {_one_line(' '.join(lines))}; "
+        "write key=value (quote values with special characters)"
+    )
+
+
+def _missing_option(exc: MissingConfigException) -> str:
+    group, _, name = str(exc.missing_cfg_file or "").rpartition("/")
+    if not group:
+        return _one_line(str(exc))
+    options = exc.options or GlobalHydra.instance().config_loader().get_group_options(group)
+    return f"unknown {group} '{name}'; available: {', '.join(options) or 'none'}"
+
+
+# Hydra 1.3's wording for a key the config lacks; any other wording is passed on as is
+_NOT_A_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+")
+
+
+def _composition_problem(exc: ConfigCompositionException, config_name: str, args: list[str]) -> str:
+    match = _NOT_A_KEY.match(str(exc))
+    if not match:
+        return _one_line(str(exc))
+    key = match["key"]
+    line = str(exc)[match.end() :].strip()
+    hint = f"see --cfg job for the keys, or +{key}=... to add one"
+    guess = _did_you_mean(config_name, [a for a in args if a != line], key)
+    if guess:
+        return f"unknown config key '{key}' (from {line}); did you mean {guess}? ({hint})"
+    return f"unknown config key '{key}' (from {line}); {hint}"
+
+
+def _did_you_mean(config_name: str, args: list[str], key: str) -> str:
+    """The existing key that a typo in one part of ``key`` most likely meant, or ""."""
+    try:
+        cfg = compose(config_name, overrides=args)
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            node = _mapping_at(cfg, parts[:i])
+            if node is None:
+                return ""
+            if part in node:
+                continue
+            for close in difflib.get_close_matches(part, [str(k) for k in node], n=3):
+                guess = [*parts[:i], close, *parts[i + 1 :]]
+                parent = _mapping_at(cfg, guess[:-1])
+                if parent is not None and guess[-1] in parent:
+                    return ".".join(guess)
+            return ""
+    except (HydraException, OmegaConfBaseException, ValueError):
+        return ""
+    return ""
+
+
+def _mapping_at(cfg: DictConfig, parts: list[str]) -> DictConfig | None:
+    """The mapping at a dotted path (values are not resolved: Hydra's are not set yet)."""
+    if not parts:
+        return cfg
+    node = OmegaConf.select(cfg, ".".join(parts), throw_on_resolution_failure=False)
+    return node if isinstance(node, DictConfig) else None
+
+
+def _resolve_problem(cfg: DictConfig) -> str | None:
+    """Interpolations that do not resolve, mandatory values (``???``) left unset."""
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    try:
+        plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    except OmegaConfBaseException as exc:
+        if "hydra." in str(exc):  # Hydra's run-time settings (output dir): set by the run
+            return None
+        return _omegaconf_problem(exc)
+    missing = sorted(OmegaConf.missing_keys(plain))
+    if missing:
+        return f"{missing[0]} needs a value; add {missing[0]}=... to the command line"
+    return None
+
+
+def _omegaconf_problem(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None)
+    return f"{key}: {first_line(exc, 300)}" if key else first_line(exc, 300)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())[:limit]
