@@ -91,7 +91,7 @@ def run_trials(
         _fail_stale(study)
         if _taken(study) >= rule.n_trials:
             break
-        trial = study.ask()
+        trial = _ask(study)
         if _taken(study, below=trial.number) >= rule.n_trials:
             _give_back(study, trial)
             break
@@ -118,6 +118,12 @@ def _run_one(
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             raise
     return study.tell(trial, value, skip_if_finished=True)
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with Study.optimize":
+        warnings.simplefilter("ignore", UserWarning)  # this loop runs the heartbeat thread
+        return study.ask()
 
 
 def _taken(study: optuna.Study, below: int | None = None) -> int:

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -16,6 +17,7 @@ from optuna.trial import TrialState
 
 from search.orphans import WORKER_ATTR, reap_orphans, worker_alive, worker_id
 from search.progress import FailureGuard
+from search.storage import open_storage
 from search.sync import sync_study
 from search.tracking import StudyTracker
 from search.worker import StopRule, run_trials
@@ -185,3 +187,18 @@ def test_an_unreachable_store_goes_offline_once_and_comes_back(
     assert tracker.online and run.run_id
     warnings = [r.message for r in caplog.records if "unreachable (" in r.message]
     assert len(warnings) == 1 and "search.sync study=s" in warnings[0]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # this test's own ask()
+def test_rdb_heartbeats_fail_a_silent_worker_on_another_machine(tmp_path: Path) -> None:
+    """No pid to check on another host: its trial fails once its heartbeat is stale."""
+    storage = open_storage(f"sqlite:///{tmp_path}/o.db", heartbeat_interval=1)
+    study = optuna.create_study(study_name="s", storage=storage)
+    remote = study.ask()
+    remote.set_user_attr(WORKER_ATTR, f"other-host:{os.getpid()}:1.00")
+    storage.record_heartbeat(remote._trial_id)  # then that machine goes silent
+    assert reap_orphans(study) == []  # not ours to judge
+    time.sleep(3.5)  # past the grace period (2 x heartbeat_interval; SQLite keeps seconds)
+    run_trials(study, _objective, StopRule(n_trials=1))
+    assert study.trials[0].state == TrialState.FAIL
+    assert len(study.get_trials(states=FINISHED)) == 1
