@@ -58,12 +58,12 @@ def make_objective(
         auto_lr = str(config.optimizer.learning_rate) == "auto"
         omit = (LR_KEY,) if auto_lr else ()
         run = tracker.start_trial(trial.number, sampled, as_dict(config), omit=omit)
-        if run.run_id:  # empty while the MLflow store is unreachable (search.sync back-fills)
-            trial.set_user_attr("mlflow_run_id", run.run_id)
-        trial.set_user_attr("config", as_dict(config))
         recorder = EpochRecorder(sink=run.log_epoch)
         pruning = KerasPruningCallback(trial, str(cfg.metric))
-        try:
+        try:  # from here on, whatever happens closes the run (a signal before: search.sync)
+            if run.run_id:  # empty while the MLflow store is unreachable (sync back-fills)
+                trial.set_user_attr("mlflow_run_id", run.run_id)
+            trial.set_user_attr("config", as_dict(config))
             source = "search" if LR_KEY in sampled else "config"
             if auto_lr:
                 config = _find_lr(config, splits, run, trial)

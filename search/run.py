@@ -9,6 +9,7 @@ summary to the parent run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -71,7 +72,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
         else:
             stopped = _explain(run_pool(cfg, tracker.experiment_id, tracker.parent_run_id))
     except BaseException:
-        tracker.close_parent("KILLED")
+        _close_interrupted(study, tracker, str(cfg.metric))
         raise
     reap_orphans(study)  # a worker killed meanwhile
     if tracker.online:
@@ -80,6 +81,15 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     if stopped:
         raise HarnessError(stopped)
     return study
+
+
+def _close_interrupted(study: optuna.Study, tracker: StudyTracker, metric: str) -> None:
+    """A signal that lands before a trial's objective could catch it (between ask and the
+    fit) leaves that trial's run RUNNING: close it with the trial's state, then the parent."""
+    if tracker.online:
+        with contextlib.suppress(Exception):  # the interrupt is what the user must see
+            sync_study(study, tracker, metric)
+    tracker.close_parent("KILLED")
 
 
 def _explain(ends: list[WorkerEnd]) -> str:

@@ -25,6 +25,7 @@ __all__ = ["sync_study", "trial_record"]
 
 log = logging.getLogger("search")
 _OUTCOMES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_INTERRUPTS = ("KeyboardInterrupt", "Terminated")
 
 
 def sync_study(study: optuna.Study, tracker: StudyTracker, metric: str) -> tuple[int, int]:
@@ -70,10 +71,12 @@ def trial_record(trial: FrozenTrial, metric: str) -> TrialRecord:
 
 
 def _status(trial: FrozenTrial) -> str:
-    """A failed trial with no error of its own was killed (orphaned or stale heartbeat)."""
+    """A failed trial with no error of its own was killed (orphaned, stale heartbeat), as was
+    one that Ctrl-C or SIGTERM ended."""
     if trial.state != TrialState.FAIL:
         return "FINISHED"
-    killed = trial.user_attrs.get(ORPHAN_ATTR) or "error" not in trial.user_attrs
+    error = str(trial.user_attrs.get("error", ""))
+    killed = trial.user_attrs.get(ORPHAN_ATTR) or not error or error.startswith(_INTERRUPTS)
     return "KILLED" if killed else "FAILED"
 
 
