@@ -9,13 +9,15 @@ import optuna
 import pandas as pd
 
 from search.storage import count_finished
+from search.study_plots import write_study_plots
 from search.tracking import StudyTracker
 
 __all__ = ["publish_summary", "study_summary", "trials_frame"]
 
 
 def publish_summary(study: optuna.Study, tracker: StudyTracker) -> dict[str, float]:
-    """The study's counts, best trial and trials table (CSV) on its MLflow parent run."""
+    """The study's counts, best trial, trials table (CSV) and plots (``search.study_plots``)
+    on its MLflow parent run."""
     metrics, tags = study_summary(study)
     if not tracker.online:
         return metrics
@@ -26,7 +28,9 @@ def publish_summary(study: optuna.Study, tracker: StudyTracker) -> dict[str, flo
     with tempfile.TemporaryDirectory(prefix="search-study-") as tmp:
         csv = Path(tmp) / "trials.csv"
         frame.to_csv(csv, index=False)
-        tracker.summarize(metrics, tags, [csv])
+        made = write_study_plots(study, Path(tmp), tracker)
+        pages = [path for path in made if path.parent == Path(tmp)]
+        tracker.summarize(metrics, tags, [csv, *pages], folders={"plots": Path(tmp) / "plots"})
     return metrics
 
 

@@ -280,7 +280,11 @@ class StudyTracker:
             self.call(self.client.log_batch, run_id, params=chunk)
 
     def summarize(
-        self, metrics: Mapping[str, float], tags: Mapping[str, str], files: Iterable[Path]
+        self,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        files: Iterable[Path],
+        folders: Mapping[str, Path] | None = None,
     ) -> None:
         """Log the study's summary on the parent run and mark it finished."""
         step = int(metrics.get("n_finished_trials", 0))
@@ -293,6 +297,9 @@ class StudyTracker:
         )
         for path in files:
             self.call(self.client.log_artifact, self.parent_run_id, str(path))
+        for name, folder in (folders or {}).items():
+            if folder.is_dir():
+                self.call(self.client.log_artifacts, self.parent_run_id, str(folder), name)
         self.call(self.client.set_terminated, self.parent_run_id, "FINISHED")
 
     def close_parent(self, status: str) -> None:

@@ -73,7 +73,10 @@ def test_one_parent_run_with_one_child_per_trial(study_dir: Path) -> None:
         assert run.data.tags["optuna.study_name"] == "deep_dnn"
         assert run.info.status == "FINISHED"
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
-    assert "trials.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    root = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"trials.csv", "study_plots.html", "plots"} <= root
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/optimization_history.png", "plots/learning_curves.png"} <= plots
 
 
 def test_child_runs_carry_params_epoch_metrics_and_artifacts(study_dir: Path) -> None:
