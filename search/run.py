@@ -116,8 +116,18 @@ def _summarize(study: optuna.Study, tracker: StudyTracker, cfg: DictConfig, seco
         log.info(f"done in {seconds:.0f}s: no trial completed")
     if not tracker.online:
         log.info(f"MLflow was unreachable: python -m search.sync study={cfg.study_name}")
-    log.info(f"browse: mlflow ui --backend-store-uri {cfg.tracking_uri}")
+    log.info(f"browse: {_ui_command(cfg)}")
     log.info(f"export: python -m search.export study={cfg.study_name}")
+
+
+def _ui_command(cfg: DictConfig) -> str:
+    """``python -m search.ui`` with the keys that differ from the defaults."""
+    if str(cfg.tracking_uri).startswith("http"):
+        return f"open {cfg.tracking_uri}"
+    extra = "" if str(cfg.mlruns_dir) == "mlruns" else f" mlruns_dir={cfg.mlruns_dir}"
+    if str(cfg.tracking_uri) != f"sqlite:///{cfg.mlruns_dir}/mlflow.db":
+        extra += f" tracking_uri={cfg.tracking_uri} artifact_root={cfg.artifact_root}"
+    return f"python -m search.ui{extra}"
 
 
 @hydra.main(version_base="1.3", config_path="../studies", config_name="run")
