@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.cli import entry, guarded
 from search.orphans import ORPHAN_ATTR
 from search.storage import load_existing_study
+from search.summary import publish_summary
 from search.tracking import StudyTracker, TrialRecord
 
 __all__ = ["sync_study", "trial_record"]
@@ -81,8 +82,6 @@ def _status(trial: FrozenTrial) -> str:
 
 
 def run_sync(cfg: DictConfig) -> None:
-    from search.summary import publish_summary
-
     study = load_existing_study(str(cfg.storage), str(cfg.study_name))
     tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
     tracker.check()

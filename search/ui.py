@@ -179,7 +179,7 @@ class _Server:
                 if deadline is not None and time.monotonic() > deadline:
                     self._kill_group()
         deadline = time.monotonic() + STOP_TIMEOUT
-        while _group_alive(self.proc.pid) and time.monotonic() < deadline:
+        while group_alive(self.proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         self._kill_group()
         return code
@@ -201,7 +201,8 @@ class _Server:
         return (errors or lines or ["(no output)"])[-1][:300]
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group ``pgid`` is still there."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

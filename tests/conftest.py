@@ -16,6 +16,7 @@ import pytest
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from search.storage import open_storage
@@ -56,6 +57,11 @@ def study_in(work: Path, name: str = "deep_dnn") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(str(journal_path(work))))
 
 
+def client_in(work: Path) -> MlflowClient:
+    """The MLflow store a CLI run left in ``work`` (the default SQLite backend)."""
+    return MlflowClient(f"sqlite:///{work}/mlruns/mlflow.db")
+
+
 def journal_path(work: Path) -> Path:
     return work / "mlruns" / "optuna.journal"
 
@@ -67,10 +73,11 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def compose(*overrides: str) -> DictConfig:
-    """The real ``run`` config as the CLI composes it, resolved, without the hydra node."""
+def compose(*overrides: str, config_name: str = "run") -> DictConfig:
+    """A real config (``run``, ``report``, ...) as the CLI composes it, resolved, without the
+    hydra node."""
     with initialize_config_dir(config_dir=str(REPO / "studies"), version_base="1.3"):
-        cfg = hydra_compose("run", overrides=list(overrides), return_hydra_config=True)
+        cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             del cfg["hydra"]

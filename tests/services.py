@@ -31,6 +31,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
+from search.ui import group_alive
+
 SERVER_START_TIMEOUT = 90.0
 SERVER_STOP_TIMEOUT = 15.0
 
@@ -201,22 +203,12 @@ class MlflowServer:
         except subprocess.TimeoutExpired:
             pass
         deadline = time.monotonic() + SERVER_STOP_TIMEOUT
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
+        while group_alive(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=SERVER_STOP_TIMEOUT)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture()

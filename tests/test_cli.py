@@ -12,10 +12,9 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
 from tests.cifar_fixture import make_cifar_tarball
-from tests.conftest import run_cli, study_in, tiny
+from tests.conftest import client_in, run_cli, study_in, tiny
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -37,10 +36,6 @@ def _study(work: Path) -> optuna.Study:
     return study_in(work)
 
 
-def _client(work: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{work}/mlruns/mlflow.db")
-
-
 def test_study_has_the_requested_finished_trials(study_dir: Path) -> None:
     study = _study(study_dir)
     assert len(study.get_trials(states=FINISHED)) == 4
@@ -54,7 +49,7 @@ def test_study_has_the_requested_finished_trials(study_dir: Path) -> None:
 
 
 def test_one_parent_run_with_one_child_per_trial(study_dir: Path) -> None:
-    client = _client(study_dir)
+    client = client_in(study_dir)
     experiment = client.get_experiment_by_name("deep_dnn")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("search.role") == "study"]
@@ -80,7 +75,7 @@ def test_one_parent_run_with_one_child_per_trial(study_dir: Path) -> None:
 
 
 def test_child_runs_carry_params_epoch_metrics_and_artifacts(study_dir: Path) -> None:
-    client = _client(study_dir)
+    client = client_in(study_dir)
     study = _study(study_dir)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert complete, "at least one trial completes in a 2-epoch study"
@@ -145,7 +140,7 @@ def test_export_then_retrain_reproduces_the_trial(study_dir: Path) -> None:
 
     retrain = run_cli("search.train", f"from={out / 'best.yaml'}", cwd=study_dir)
     assert retrain.returncode == 0, retrain.stderr
-    client = _client(study_dir)
+    client = client_in(study_dir)
     experiment = client.get_experiment_by_name("deep_dnn")
     (run,) = client.search_runs(
         [experiment.experiment_id], filter_string="tags.`search.role` = 'retrain'"
@@ -167,7 +162,7 @@ def test_cifar10_from_a_local_tarball(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "data cifar10 (180 train / 20 val / 50 test)" in result.stdout
     (trial,) = _study(workdir).trials
-    run = _client(workdir).get_run(trial.user_attrs["mlflow_run_id"])
+    run = client_in(workdir).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.data.params["dataset.name"] == "cifar10"
     assert run.data.params["dataset.path"] == str(tarball)
     assert "test_accuracy" in run.data.metrics
@@ -186,7 +181,7 @@ def test_course_studies_run_on_digits(workdir: Path, study: str) -> None:
     assert result.returncode == 0, result.stderr
     trials = study_in(workdir, study).trials
     assert len(trials) == 2
-    client = _client(workdir)
+    client = client_in(workdir)
     for trial in trials:
         run = client.get_run(trial.user_attrs["mlflow_run_id"])
         params = run.data.params
@@ -227,7 +222,7 @@ def test_transfer_studies_run_on_digits_with_random_weights(workdir: Path, study
     assert result.returncode == 0, result.stderr
     assert "(64 train / 288 val / 360 test)" in result.stdout
     (trial,) = study_in(workdir, study).trials
-    run = _client(workdir).get_run(trial.user_attrs["mlflow_run_id"])
+    run = client_in(workdir).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.data.params["model.builder"] == "transfer"
     assert run.data.params["model.preprocess"] == "True"
     assert "test_accuracy" in run.data.metrics

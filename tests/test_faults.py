@@ -16,7 +16,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import journal_path, run_cli, study_in, tiny
+from tests.conftest import client_in, journal_path, run_cli, study_in, tiny
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 FAIL = optuna.trial.TrialState.FAIL
@@ -107,10 +107,6 @@ def assert_one_run_per_trial(study: optuna.Study, client: MlflowClient) -> None:
         assert run.info.status != "RUNNING"
 
 
-def _client(workdir: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{workdir}/mlruns/mlflow.db")
-
-
 def test_two_workers_share_the_study_and_stop_at_n_trials(workdir: Path) -> None:
     result = run_cli(
         "search.run",
@@ -126,7 +122,7 @@ def test_two_workers_share_the_study_and_stop_at_n_trials(workdir: Path) -> None
     assert len(study.get_trials(states=FINISHED)) == 6
     workers = {t.user_attrs["worker"] for t in study.trials if t.state in FINISHED}
     assert len(workers) == 2  # both processes ran trials
-    assert_one_run_per_trial(study, _client(workdir))
+    assert_one_run_per_trial(study, client_in(workdir))
 
 
 def test_kill_9_mid_trial_then_the_same_command_tops_up(workdir: Path) -> None:
@@ -149,9 +145,9 @@ def test_kill_9_mid_trial_then_the_same_command_tops_up(workdir: Path) -> None:
         if state == RUNNING:
             assert trial.state == FAIL and trial.user_attrs["orphaned"] is True
     assert len(study.get_trials(states=FINISHED)) == 3
-    assert_one_run_per_trial(study, _client(workdir))
+    assert_one_run_per_trial(study, client_in(workdir))
     killed = [t for t in study.trials if t.state == FAIL]
-    (run,) = child_runs(_client(workdir))[killed[0].number]
+    (run,) = child_runs(client_in(workdir))[killed[0].number]
     assert run.info.status == "KILLED"
 
 
@@ -182,7 +178,7 @@ def test_interrupt_closes_the_running_trials_and_the_command_continues(
     assert lines == ["interrupted; run the same command again to continue"], stderr
     study = study_in(workdir)
     assert not study.get_trials(states=(RUNNING,))
-    client = _client(workdir)
+    client = client_in(workdir)
     for trial in study.get_trials(states=(FAIL,)):
         (run,) = child_runs(client)[trial.number]
         assert run.info.status == "KILLED" and run.data.tags["optuna.state"] == "FAIL"
@@ -209,7 +205,7 @@ def test_a_trial_that_raises_fails_alone_and_max_failures_stops_a_broken_space(
     study = study_in(workdir)
     failed = study.get_trials(states=(FAIL,))
     assert failed and len(study.get_trials(states=FINISHED)) == 4
-    client = _client(workdir)
+    client = client_in(workdir)
     for trial in failed:
         assert trial.params["model.activation"] == "nope"
         assert "nope" in trial.user_attrs["error"]

@@ -10,11 +10,8 @@ from typing import Any
 import optuna
 import pandas as pd
 import pytest
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 from search.errors import HarnessError
 from search.report import epochs_to_reach, run_report, write_report
@@ -22,7 +19,7 @@ from search.storage import open_storage
 from search.train import load_exported
 from tests.browser import assert_report_renders
 from tests.browser import browser_fixture as browser_fixture  # the `browser` fixture
-from tests.conftest import REPO, journal_path, run_cli, study_in, tiny
+from tests.conftest import compose, journal_path, run_cli, study_in, tiny
 
 IMAGE = '<img src="data:image/png;base64,'
 
@@ -55,15 +52,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compose_report(*overrides: str) -> DictConfig:
-    """The real ``report`` config as the CLI composes it, resolved, without the hydra node."""
-    with initialize_config_dir(config_dir=str(REPO / "studies"), version_base="1.3"):
-        cfg = hydra_compose("report", overrides=list(overrides), return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-        assert isinstance(plain, DictConfig)
-        return plain
+    return compose(*overrides, config_name="report")
 
 
 def _cfg(work: Path, out: str, *overrides: str) -> DictConfig:
