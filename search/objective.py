@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import psutil
 from omegaconf import DictConfig, OmegaConf
 from optuna_integration import KerasPruningCallback
 
@@ -119,6 +120,11 @@ def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, metric: str
         trial.report(value if math.isfinite(value) else 0.0, step=int(row["epoch"]))
 
 
+def _rss_mb() -> float:
+    """Resident memory of this worker process, MiB."""
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".strip()[:5000]
 
@@ -137,6 +143,7 @@ def _end(
     """Record the outcome on the trial (final metrics in one user attr: one storage write)
     and close its MLflow run with the same metrics, tags and the artifacts."""
     metrics = result.metrics if result else summarize_epochs(recorder.rows, str(config.metric))
+    metrics = {**metrics, "worker_rss_mb": _rss_mb()}  # a leak shows as a rising line
     tags: dict[str, str] = {}
     if diagnosis:
         tags["diagnosis"] = diagnosis

@@ -30,6 +30,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enable
 from optuna.trial import FrozenTrial, TrialState
 
 from search.data import Splits
+from search.graphs import released_graphs
 from search.objective import make_objective
 from search.orphans import mark_worker
 from search.progress import FailureGuard, ProgressLine
@@ -38,7 +39,7 @@ from search.space import ParamSpec
 from search.storage import FINISHED
 from search.tracking import StudyTracker
 
-__all__ = ["StopRule", "run_trials", "work"]
+__all__ = ["StopRule", "run_trials", "settle_heap", "work"]
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 _TAKEN = (*FINISHED, TrialState.RUNNING)
@@ -67,6 +68,7 @@ def work(
 ) -> str:
     """Run this worker's share of the study; returns why it stopped early ("" if it did not)."""
     guard = FailureGuard(int(cfg.max_failures))
+    settle_heap()
     run_trials(
         study,
         make_objective(cfg, specs, splits, tracker),
@@ -75,6 +77,14 @@ def work(
         should_stop=lambda: bool(guard.message),
     )
     return guard.message
+
+
+def settle_heap() -> None:
+    """Collect once, then move every object alive now (TensorFlow, MLflow, the data) to
+    the collector's permanent generation. Each trial's full collection (in Keras'
+    ``clear_session``) then scans only what trials made: 0.5 s -> 0.2 s per trial on digits."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_trials(
@@ -99,7 +109,6 @@ def run_trials(
         told += 1
         for callback in callbacks:
             callback(study, frozen)
-        gc.collect()
     return told
 
 
@@ -107,7 +116,7 @@ def _run_one(
     study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]
 ) -> FrozenTrial:
     mark_worker(trial)
-    with get_heartbeat_thread(trial._trial_id, study._storage):
+    with released_graphs(), get_heartbeat_thread(trial._trial_id, study._storage):
         try:
             value = objective(trial)
         except optuna.TrialPruned:
