@@ -97,6 +97,7 @@ def bare_fit(cfg: DictConfig, splits: Splits) -> float:
     trial_cfg = OmegaConf.merge(
         cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in PARAMS.items()])
     )
+    assert isinstance(trial_cfg, DictConfig)
     model = build_compiled(trial_cfg, splits)
     model.fit(
         splits.x_train,

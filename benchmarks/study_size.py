@@ -77,7 +77,8 @@ def trial_rows(trials: list[optuna.trial.FrozenTrial]) -> pd.DataFrame:
     rows = []
     for trial, following in zip(started, [*started[1:], None], strict=True):
         end = following.datetime_start if following else trial.datetime_complete
-        cycle = (end - trial.datetime_start).total_seconds() if end else math.nan
+        begun = trial.datetime_start
+        cycle = (end - begun).total_seconds() if end and begun else math.nan
         train = float((trial.user_attrs.get("metrics") or {}).get("train_seconds", math.nan))
         rows.append(
             {
