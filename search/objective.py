@@ -25,6 +25,7 @@ from search.config import as_dict, resolved_copy
 from search.data import Splits
 from search.diagnostics import StuckAtChance
 from search.lr_find import plot_lr_curve, resolve_auto_lr
+from search.signals import interruptible
 from search.space import ParamSpec, apply_params, sample_params
 from search.tracking import StudyTracker, TrialRun
 from search.training import (
@@ -61,16 +62,17 @@ def make_objective(
         run = tracker.start_trial(trial.number, sampled, as_dict(config), omit=omit)
         recorder = EpochRecorder(sink=run.log_epoch)
         pruning = KerasPruningCallback(trial, str(cfg.metric))
-        try:  # from here on, whatever happens closes the run (a signal before: search.sync)
+        try:  # from here on, whatever happens closes the run
             if run.run_id:  # empty while the MLflow store is unreachable (sync back-fills)
                 trial.set_user_attr("mlflow_run_id", run.run_id)
             trial.set_user_attr("config", as_dict(config))
-            source = "search" if LR_KEY in sampled else "config"
-            if auto_lr:
-                config = _find_lr(config, splits, run, trial)
-                source = "lr_find"
-            run.log_params({f"{LR_KEY}_source": source})
-            result = fit_config(config, splits, recorder, callbacks=[pruning])
+            with interruptible():  # a Ctrl-C held since the ask raises here (search.signals)
+                source = "search" if LR_KEY in sampled else "config"
+                if auto_lr:
+                    config = _find_lr(config, splits, run, trial)
+                    source = "lr_find"
+                run.log_params({f"{LR_KEY}_source": source})
+                result = fit_config(config, splits, recorder, callbacks=[pruning])
         except optuna.TrialPruned:
             _end(trial, run, "PRUNED", recorder, config)
             raise

@@ -7,22 +7,36 @@ exception raised while it runs a finalizer or weakref callback ("Exception ignor
 in ..."), so the signal is also remembered: the trial loop and the epoch callback raise it
 with ``raise_pending``. A process that only waits for workers forwards the signal to them
 instead of raising.
+
+A trial's bookkeeping (ask, open its MLflow run, tell, close the run) must not be cut in
+two: an interrupt there left a trial RUNNING for ever or a run whose state disagrees with
+its trial. The trial loop therefore runs ``held``: a signal is only remembered, and raised
+where the objective enters its ``interruptible`` part (training), or at the loop's next turn.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from types import FrameType
 from typing import Any
 
 from search.errors import Terminated
 
-__all__ = ["exit_code", "install_handlers", "raise_pending", "received"]
+__all__ = [
+    "exit_code",
+    "held",
+    "install_handlers",
+    "interruptible",
+    "raise_pending",
+    "received",
+]
 
 _received: list[int] = []
+_raising: list[bool] = []  # innermost region last: False = held, True = interruptible
 
 
 def install_handlers(forward: Callable[[int], None] | None = None) -> None:
@@ -41,7 +55,30 @@ def _on_signal(forward: Callable[[int], None] | None, signum: int, frame: FrameT
     if forward is not None:
         forward(signum)
         return
+    if _raising and not _raising[-1]:
+        return  # held: raised at the next ``interruptible`` or ``raise_pending``
     raise _exception(signum)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """A signal that comes in this block is remembered, not raised."""
+    _raising.append(False)
+    try:
+        yield
+    finally:
+        _raising.pop()
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """A signal that came before (held) or comes in this block raises here."""
+    _raising.append(True)
+    try:
+        raise_pending()
+        yield
+    finally:
+        _raising.pop()
 
 
 def _quiet_dropped_interrupts(unraisable: Any) -> None:

@@ -11,8 +11,9 @@ trials; a running trial that fails leaves its worker (or the next run) to top up
 
 Outcome -> state, as in Optuna's own loop: a returned value is COMPLETE, ``TrialPruned``
 PRUNED, any other exception FAIL (the study goes on); Ctrl-C / SIGTERM fail the trial and
-end the worker. On RDB storages Optuna's heartbeat thread runs during each trial and
-stale trials of dead workers are failed before each ask.
+end the worker (they are held while a trial is asked or told: ``search.signals``). On RDB
+storages Optuna's heartbeat thread runs during each trial and stale trials of dead workers
+are failed before each ask.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from search.graphs import released_graphs
 from search.objective import make_objective
 from search.orphans import mark_worker
 from search.progress import FailureGuard, ProgressLine
-from search.signals import raise_pending
+from search.signals import held, raise_pending
 from search.space import ParamSpec
 from search.storage import FINISHED
 from search.tracking import StudyTracker
@@ -94,21 +95,27 @@ def run_trials(
     callbacks: Sequence[Callback] = (),
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Run trials until the rule says stop; returns how many trials this worker told."""
+    """Run trials until the rule says stop; returns how many trials this worker told.
+
+    Signals are held (see ``search.signals``): one that comes while a trial is asked, told
+    or its run opened or closed is raised inside the objective's training, or here at the
+    next turn, never half way through the bookkeeping."""
     told = 0
-    while not (should_stop() or rule.time_up()):
-        raise_pending()
-        _fail_stale(study)
-        if _taken(study) >= rule.n_trials:
-            break
-        trial = _ask(study)
-        if _taken(study, below=trial.number) >= rule.n_trials:
-            _give_back(study, trial)
-            break
-        frozen = _run_one(study, trial, objective)
-        told += 1
-        for callback in callbacks:
-            callback(study, frozen)
+    with held():
+        while not (should_stop() or rule.time_up()):
+            raise_pending()
+            _fail_stale(study)
+            if _taken(study) >= rule.n_trials:
+                break
+            trial = _ask(study)
+            if _taken(study, below=trial.number) >= rule.n_trials:
+                _give_back(study, trial)
+                break
+            frozen = _run_one(study, trial, objective)
+            told += 1
+            for callback in callbacks:
+                callback(study, frozen)
+    raise_pending()
     return told
 
 
