@@ -13,6 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import search.signals
 import search.worker
 from search.errors import Terminated
 from search.signals import held, install_handlers, interruptible
@@ -20,7 +21,10 @@ from search.worker import StopRule, run_trials
 
 
 @pytest.fixture(autouse=True)
-def handlers() -> Iterator[None]:
+def handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's handlers for each test, and a signal it received forgotten after it
+    (it stays remembered on purpose: later tests' trial loops would raise it)."""
+    monkeypatch.setattr(search.signals, "_received", [])
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     hook = sys.unraisablehook
     install_handlers()
