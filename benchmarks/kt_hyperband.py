@@ -41,7 +41,7 @@ DEPTH, WIDTH, BATCH = 20, 100, 32
 
 def digits() -> Splits:
     """The harness's ``dataset=digits`` splits (same fractions and split seed)."""
-    return load_splits("digits", val_fraction=0.2, test_fraction=0.2, split_seed=0)
+    return load_splits("digits", None, val_fraction=0.2, test_fraction=0.2, split_seed=0)
 
 
 def make_hypermodel(splits: Splits) -> Any:

@@ -2,7 +2,7 @@
 
 Runs the real command (``python -m search.run``) in a fresh directory with one worker and
 reads back, from the finished study, the worker's resident memory that every trial records
-at its end (``user_attrs["metrics"]["worker_rss_mb"]``). Trials 1-4 pay for one-off
+at its end (``user_attrs[Attr.METRICS]["worker_rss_mb"]``). Trials 1-4 pay for one-off
 allocations (TensorFlow's first graphs, allocator pools), so growth is measured from trial
 5: what keeps rising after that is a leak. The sampler is random and the pruner off so that
 every trial trains the same number of epochs of the same-sized model.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
-from search.storage import open_storage  # noqa: E402
+from search.study import Attr, open_storage  # noqa: E402
 
 STUDY = "deep_dnn"
 CHECKPOINTS = (1, 5, 10, 20, 30, 40, 50)  # 1-based trial numbers shown in the table
@@ -71,7 +71,7 @@ def trial_rows(trials: list[optuna.trial.FrozenTrial]) -> pd.DataFrame:
     """One row per trial: 1-based number, state, worker RSS (MiB) and duration (s)."""
     rows = []
     for trial in trials:
-        metrics = trial.user_attrs.get("metrics") or {}
+        metrics = trial.user_attrs.get(Attr.METRICS) or {}
         duration = trial.duration.total_seconds() if trial.duration else math.nan
         rows.append(
             {

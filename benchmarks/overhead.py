@@ -44,15 +44,18 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
-from search.config import resolved_copy  # noqa: E402
+from search.config import parse_space, resolved_copy  # noqa: E402
 from search.data import Splits, splits_from_config  # noqa: E402
-from search.graphs import released_graphs  # noqa: E402
-from search.objective import make_objective  # noqa: E402
-from search.space import parse_space  # noqa: E402
-from search.storage import make_pruner, open_storage  # noqa: E402
+from search.study import (  # noqa: E402
+    Attr,
+    StopRule,
+    make_pruner,
+    open_storage,
+    run_trials,
+    settle_heap,
+)
 from search.tracking import StudyTracker  # noqa: E402
-from search.training import build_compiled  # noqa: E402
-from search.worker import StopRule, run_trials, settle_heap  # noqa: E402
+from search.trial import build_compiled, make_objective, released_graphs  # noqa: E402
 
 PARAMS = {"optimizer.learning_rate": 1e-3, "model.batch_norm": False, "model.dropout_rate": 0.0}
 TARGETS = {"digits": 0.15, "cifar-sized": 0.05}  # the issue's: <= 15 % digits, <= 5 % CIFAR
@@ -95,7 +98,7 @@ def cifar_sized(n_train: int, n_val: int, n_test: int, seed: int = 0) -> Splits:
 
 
 def bare_fit(cfg: DictConfig, splits: Splits) -> float:
-    with released_graphs():  # as the harness's loop: no leaked graphs for gc to rescan
+    with released_graphs():  # as the harness's objective: no leaked graphs for gc to rescan
         return _bare_fit(cfg, splits)
 
 
@@ -128,7 +131,7 @@ def harness_trial(
     started = time.perf_counter()
     run_trials(study, objective, StopRule(n_trials=len(study.trials)))  # the harness's loop
     seconds = time.perf_counter() - started
-    trained = study.trials[-1].user_attrs["metrics"]["epochs_trained"]
+    trained = study.trials[-1].user_attrs[Attr.METRICS]["epochs_trained"]
     if trained != cfg.train.epochs:  # a stopped trial would not be the same trial
         raise SystemExit(f"the harness trial trained {trained} of {cfg.train.epochs} epochs")
     return seconds

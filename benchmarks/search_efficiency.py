@@ -82,7 +82,7 @@ def run_harness(seed: int, budget: float, tmp: Path, pruning: bool) -> tuple[pd.
 def _harness_trials(journal: Path, started: float, budget: float) -> tuple[pd.DataFrame, float]:
     import optuna
 
-    from search.storage import open_storage
+    from search.study import Attr, open_storage
 
     study = optuna.load_study(study_name="deep_dnn", storage=open_storage(str(journal)))
     rows, best, test_accuracy = [], -math.inf, math.nan
@@ -95,7 +95,7 @@ def _harness_trials(journal: Path, started: float, budget: float) -> tuple[pd.Da
         rows.append({"seconds": seconds, "value": value, "finished": 1})
         if complete and seconds <= budget and value > best:
             best = value
-            test_accuracy = float(trial.user_attrs["metrics"]["test_accuracy"])
+            test_accuracy = float(trial.user_attrs[Attr.METRICS]["test_accuracy"])
     return pd.DataFrame(rows), test_accuracy
 
 

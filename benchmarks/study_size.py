@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
-from search.storage import open_storage  # noqa: E402
+from search.study import Attr, open_storage  # noqa: E402
 
 STUDY = "deep_dnn"
 CHECKPOINTS = (10, 100, 1000)  # 1-based trial numbers
@@ -79,7 +79,7 @@ def trial_rows(trials: list[optuna.trial.FrozenTrial]) -> pd.DataFrame:
         end = following.datetime_start if following else trial.datetime_complete
         begun = trial.datetime_start
         cycle = (end - begun).total_seconds() if end and begun else math.nan
-        train = float((trial.user_attrs.get("metrics") or {}).get("train_seconds", math.nan))
+        train = float((trial.user_attrs.get(Attr.METRICS) or {}).get("train_seconds", math.nan))
         rows.append(
             {
                 "trial": trial.number + 1,

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from search.study import count_finished, load_existing_study
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -45,8 +47,11 @@ def run_study(workers: int, trials: int, epochs: int) -> float:
         started = time.perf_counter()
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"workers={workers} failed: {done.stderr.strip()[-500:]}")
+        if done.returncode != 0:
+            raise SystemExit(f"workers={workers} failed: {done.stderr.strip()[-500:]}")
+        finished = count_finished(load_existing_study(f"{tmp}/mlruns/optuna.journal", "deep_dnn"))
+    if finished != trials:
+        raise SystemExit(f"workers={workers} finished {finished} trials, not {trials}")
     return seconds
 
 
@@ -56,6 +61,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--quick", action="store_true", help="4 trials, 2 epochs")
+    parser.add_argument("--out", type=Path, default=None, help="CSV (default: benchmarks/results)")
     args = parser.parse_args()
     trials, epochs = (4, 2) if args.quick else (args.trials, args.epochs)
 
@@ -74,9 +80,10 @@ def main() -> None:
     table = pd.DataFrame(rows)
     table["speedup"] = (table["trials_per_hour"] / table["trials_per_hour"].iloc[0]).round(2)
     print(table.to_string(index=False))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "workers_quick.csv" if args.quick else "workers.csv"
-    table.to_csv(RESULTS / name, index=False)
+    out = args.out or RESULTS / ("workers_quick.csv" if args.quick else "workers.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

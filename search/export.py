@@ -13,13 +13,10 @@ import hydra
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from search.checks import check_study_name
-from search.cli import entry, guarded
-from search.errors import HarnessError
-from search.storage import load_existing_study
-from search.summary import trials_frame
-
-__all__ = ["export_study"]
+from search.cli import HarnessError, entry, guarded
+from search.config import check_study_name
+from search.study import load_existing_study, trial_export
+from search.tracking import trials_frame
 
 log = logging.getLogger("search")
 
@@ -28,16 +25,7 @@ def export_study(cfg: DictConfig) -> tuple[Path, Path]:
     check_study_name(str(cfg.study_name))
     study = load_existing_study(str(cfg.storage), str(cfg.study_name))
     best = _best_trial(study)
-    config = best.user_attrs.get("config")
-    if not isinstance(config, dict):
-        raise HarnessError(f"trial {best.number} of study {study.study_name} has no stored config")
-    config["source"] = {
-        "study_name": study.study_name,
-        "trial_number": best.number,
-        "value": best.value,
-        "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
-        "storage": str(cfg.storage),
-    }
+    config = trial_export(best, study.study_name, str(cfg.storage))
     out = Path(str(cfg.out))
     out.mkdir(parents=True, exist_ok=True)
     best_yaml, trials_csv = out / "best.yaml", out / "trials.csv"

@@ -11,19 +11,12 @@ the ``optuna-dashboard`` command for the study storage; the server's own output 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import hydra
@@ -31,16 +24,20 @@ from omegaconf import DictConfig
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from search.cli import entry, guarded
-from search.errors import HarnessError
-from search.signals import install_handlers, received
+from search.cli import (
+    ChildServer,
+    HarnessError,
+    check_port_free,
+    entry,
+    guarded,
+    install_handlers,
+    received,
+)
 
-__all__ = ["dashboard_command", "server_command", "serve"]
+__all__ = ["dashboard_command", "serve", "server_command"]
 
 log = logging.getLogger("search")
-STOP_TIMEOUT = 15.0  # s the server gets to stop after the signal before it is killed
 DASHBOARD_PORT = 8080  # optuna-dashboard's default
-_ERROR = re.compile(r"\w(Error|Exception)\b|\bERROR\b")
 
 
 def serve(cfg: DictConfig) -> None:
@@ -51,12 +48,12 @@ def serve(cfg: DictConfig) -> None:
     log_path = Path(str(cfg.log)).expanduser()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     artifacts = Path(str(cfg.artifact_root)).expanduser().resolve()
-    server = _Server(server_command(backend, artifacts, host, port), log_path)
+    server = ChildServer(server_command(backend, artifacts, host, port), log_path, _server_env())
     install_handlers(forward=server.signal)
     signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM))  # the terminal closed
     server.start()
     url = f"http://{_url_host(host)}:{port}"
-    if server.ready(url):
+    if server.ready(f"{url}/health"):
         log.info(f"MLflow UI: {url}  (Ctrl-C to stop)")
         log.info(f"Optuna dashboard: {dashboard_command(str(cfg.storage), port)}")
     code = server.wait()
@@ -88,6 +85,13 @@ def server_command(backend: str, artifacts: Path, host: str, port: int) -> list[
     ]
 
 
+def _server_env() -> dict[str, str]:
+    env = {**os.environ}
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # no job runner processes
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    return env
+
+
 def dashboard_command(storage: str, ui_port: int) -> str:
     """``optuna-dashboard <storage>``: it opens a journal file given as a path (it guesses
     JournalStorage for an existing file) and a database by its SQLAlchemy URL."""
@@ -100,116 +104,6 @@ def dashboard_command(storage: str, ui_port: int) -> str:
     if shutil.which("optuna-dashboard") is None:
         command += "  (pip install optuna-dashboard)"
     return command
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Refuse a port another process listens on, before anything is started."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    except socket.gaierror as exc:
-        raise HarnessError(f"host: cannot resolve '{host}' ({exc.strerror})") from None
-    try:
-        with socket.create_server((host, port), family=family):  # SO_REUSEADDR: not TIME_WAIT
-            pass
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise HarnessError(
-                f"port {port} on {host} is in use; stop what listens there or pick another "
-                f"port, e.g. port={port + 1 if port < 65535 else 5000}"
-            ) from None
-        raise HarnessError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
-
-
-class _Server:
-    """``mlflow server`` in its own session: Ctrl-C reaches this process only, which passes
-    the signal on to mlflow (it forwards it to uvicorn) and waits for the whole group."""
-
-    def __init__(self, command: list[str], log_path: Path) -> None:
-        self.command, self.log_path = command, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ}
-        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # no job runner processes
-        env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
-        with self.log_path.open("ab") as out:
-            out.write(f"\n--- {time.strftime('%F %T')} {shlex.join(self.command)}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        if received():  # a signal that came while it started
-            self.signal(signal.SIGINT)
-
-    def signal(self, signum: int) -> None:
-        """Ctrl-C passes on as SIGINT; SIGTERM or SIGHUP as SIGTERM (mlflow forwards both)."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
-
-    def ready(self, url: str) -> bool:
-        """Wait until ``/health`` answers; False when the server stopped first."""
-        assert self.proc is not None
-        while self.proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        return False
-
-    def wait(self) -> int:
-        """Its exit code, once it and every process it started are gone."""
-        assert self.proc is not None
-        deadline: float | None = None
-        while True:
-            try:
-                code = self.proc.wait(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                if received() and deadline is None:
-                    deadline = time.monotonic() + STOP_TIMEOUT
-                if deadline is not None and time.monotonic() > deadline:
-                    self._kill_group()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while group_alive(self.proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self._kill_group()
-        return code
-
-    def _kill_group(self) -> None:
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-    def problem(self) -> str:
-        """The last error line of this start's output (or its last line)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        lines = [line.strip() for line in text.rsplit("\n--- ", 1)[-1].splitlines()[1:]]
-        lines = [line for line in lines if line]
-        errors = [line for line in lines if _ERROR.search(line)]
-        return (errors or lines or ["(no output)"])[-1][:300]
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group ``pgid`` is still there."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _port(value: object) -> int:

@@ -11,9 +11,9 @@ with the command that re-trains it. ``arms.csv`` and ``figures/*.png`` sit next 
 the page (and the figures, under ``report/``) are logged to the study's MLflow parent run,
 whose description links them.
 
-The package: ``arms`` (the trials, their arms and the numbers), ``figures``, ``page`` (the
-answer, the best configurations, the HTML), ``command`` (make, write and log the report)
-and ``__main__`` (the Hydra entry point).
+The package: ``arms`` (the trials, their arms and the numbers), ``figures``, ``best`` (each
+arm's best configuration and its re-train command), ``page`` (the answer and the HTML),
+``command`` (make, write and log the report) and ``__main__`` (the Hydra entry point).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from search.report.arms import (
     mc_dropout_table,
     steady_epochs,
 )
+from search.report.best import BestConfig, best_configs, write_trial_config
 from search.report.command import log_report, make_report, run_report, write_report
 from search.report.figures import (
     plot_best_so_far,
@@ -36,14 +37,7 @@ from search.report.figures import (
     plot_param_importances,
     plot_per_arm,
 )
-from search.report.page import (
-    BestConfig,
-    Report,
-    answer,
-    best_configs,
-    render_html,
-    write_trial_config,
-)
+from search.report.page import Report, answer, render_html
 
 __all__ = [
     "Arms",

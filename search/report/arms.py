@@ -24,8 +24,9 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from search.errors import HarnessError
-from search.summary import trials_frame
+from search.cli.errors import HarnessError
+from search.study.names import Attr
+from search.tracking.summary import trials_frame
 
 __all__ = [
     "Arms",
@@ -205,7 +206,7 @@ def arm_table(arms: Arms) -> pd.DataFrame:
             epochs_to_reach(c, _target(overall, arms.maximize), arms.maximize) for c in curves
         ]
         top = best_row(arms, arm)
-        diagnosis = trials.get("diagnosis", pd.Series(dtype=object))
+        diagnosis = trials.get(Attr.DIAGNOSIS, pd.Series(dtype=object))
         rows.append(
             {
                 "arm": arm,

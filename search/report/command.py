@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from omegaconf import DictConfig
 
-from search.checks import check_study_name
-from search.errors import HarnessError, first_line
+from search.cli.errors import HarnessError, first_line
+from search.config.checks import check_study_name
 from search.report.arms import Arms, arm_table, build_arms, mc_dropout_table, steady_epochs
+from search.report.best import best_configs, shown_storage
 from search.report.figures import (
     plot_best_so_far,
     plot_diagnostics,
@@ -23,15 +25,16 @@ from search.report.figures import (
     plot_param_importances,
     plot_per_arm,
 )
-from search.report.page import Report, _shown_storage, answer, best_configs, render_html
-from search.storage import load_existing_study
-from search.tracking import ROLE_TAG, StudyTracker
+from search.report.page import Report, answer, render_html
+from search.study.names import Role, Tag
+from search.study.storage import load_existing_study
+from search.tracking.tracker import StudyTracker
 
 __all__ = ["log_report", "make_report", "run_report", "write_report"]
 
 log = logging.getLogger("search")
 
-_NOTE_TAG = "mlflow.note.content"
+_NOTE_TAG = MLFLOW_RUN_NOTE  # the run's description in the MLflow UI
 _NOTE_HEAD = "**Study report**"
 
 
@@ -56,18 +59,18 @@ def make_report(cfg: DictConfig, out: Path) -> tuple[Report, Arms]:
     the arms' best configs)."""
     name = str(cfg.study_name)
     check_study_name(name)
-    top_k = cfg.get("top_k", 5)
+    top_k = cfg.top_k
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise HarnessError(f"top_k must be a positive whole number, got {top_k!r}")
     studies = [load_existing_study(str(cfg.storage), name)]
-    if cfg.get("vs"):
+    if cfg.vs:
         other = str(cfg.vs)
         check_study_name(other)
         if other == name:
             raise HarnessError(f"vs: '{other}' is the study itself; name another study")
         studies.append(load_existing_study(str(cfg.storage), other))
-    by = str(cfg.by) if cfg.get("by") else None
-    arms = build_arms(studies, by, str(cfg.get("metric", "val_accuracy")))
+    by = str(cfg.by) if cfg.by else None
+    arms = build_arms(studies, by, str(cfg.metric))
     table = arm_table(arms)
     mc = mc_dropout_table(arms, top_k)
     makers: dict[str, Callable[[], bytes | None]] = {
@@ -110,7 +113,7 @@ def write_report(cfg: DictConfig) -> Report:
     report, arms = make_report(cfg, out)
     counts = arms.trials.groupby("study").size()
     meta = (
-        f"{datetime.now():%Y-%m-%d %H:%M} · storage {_shown_storage(str(cfg.storage))} · "
+        f"{datetime.now():%Y-%m-%d %H:%M} · storage {shown_storage(str(cfg.storage))} · "
         + ", ".join(f"{s}: {n} trials" for s, n in counts.items())
         + f" · arms by {arms.key}"
     )
@@ -129,7 +132,7 @@ def write_report(cfg: DictConfig) -> Report:
 def log_report(cfg: DictConfig, report: Report) -> str:
     """Log the page (and its figures under ``report/``) to the study's parent run and link
     them from its description; the run's status is left as it was. Returns the run id."""
-    tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
+    tracker = StudyTracker.from_config(cfg)
     try:
         tracker.check()
         status = _parent_status(tracker)
@@ -157,7 +160,7 @@ def _parent_status(tracker: StudyTracker) -> str | None:
             return None
         runs = tracker.client.search_runs(
             [experiment.experiment_id],
-            filter_string=f"tags.`{ROLE_TAG}` = 'study'",
+            filter_string=f"tags.`{Tag.ROLE}` = '{Role.STUDY}'",
             order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
             max_results=1,
         )

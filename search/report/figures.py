@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from search.report.arms import Arms, _col  # noqa: E402
+from search.tracking.plots import fanova_evaluator  # noqa: E402
 
 __all__ = [
     "plot_best_so_far",
@@ -234,8 +235,9 @@ def plot_param_importances(study: optuna.Study) -> bytes | None:
     with warnings.catch_warnings(), plt.rc_context():  # Optuna sets a global style
         warnings.simplefilter("ignore")
         try:
-            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-            ax = optuna.visualization.matplotlib.plot_param_importances(study, evaluator=evaluator)
+            ax = optuna.visualization.matplotlib.plot_param_importances(
+                study, evaluator=fanova_evaluator()
+            )
             fig = ax.get_figure()
             if isinstance(fig, Figure) and ax.patches:
                 fig.set_size_inches(7.5, max(2.5, 0.5 * len(ax.patches) + 1.5))

@@ -1,28 +1,20 @@
-"""The answer in a few sentences, each arm's best configuration (and the command that
-re-trains it), and the self-contained HTML page."""
+"""The answer in a few sentences and the self-contained HTML page."""
 
 from __future__ import annotations
 
 import base64
 import html
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
-from optuna.trial import FrozenTrial
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from search.errors import HarnessError
-from search.overrides import CONFIG_DIR
-from search.report.arms import Arms, _float, _get, _num, best_row
+from search.report.arms import Arms, _num
+from search.report.best import BestConfig
 
-__all__ = ["BestConfig", "Report", "answer", "best_configs", "render_html", "write_trial_config"]
+__all__ = ["Report", "answer", "render_html"]
 
 
 def answer(arms: Arms, table: pd.DataFrame, mc: pd.DataFrame) -> str:
@@ -86,101 +78,6 @@ def _sec(value: Any) -> str:
 
 def _epochs(value: Any) -> str:
     return "never" if pd.isna(value) else f"{float(value):g}"
-
-
-@dataclass(frozen=True)
-class BestConfig:
-    arm: str
-    study: str
-    trial: int
-    state: str
-    value: float
-    test_accuracy: float
-    run_id: str
-    params: dict[str, Any]
-    commands: list[str]
-    path: Path | None  # the config written for this arm (None: the study's export)
-
-
-def best_configs(arms: Arms, main: optuna.Study, cfg: DictConfig, out: Path) -> list[BestConfig]:
-    """Each arm's best trial and how to re-train it: the study's overall best through
-    ``search.export``, any other arm's best from ``<out>/best_<arm>.yaml`` written here."""
-    try:
-        overall = (main.study_name, main.best_trial.number)
-    except ValueError:
-        overall = ("", -1)
-    made = []
-    for arm in arms.order:
-        row = best_row(arms, arm)
-        if row is None:
-            continue
-        trial = arms.trial(row)
-        path = None
-        if (str(row["study"]), trial.number) == overall:
-            commands = [
-                f"python -m search.export {_study_args(main.study_name, str(cfg.storage))}",
-                f"python -m search.train from=exports/{main.study_name}/best.yaml",
-            ]
-        else:
-            path = write_trial_config(trial, str(row["study"]), str(cfg.storage), out, arm)
-            commands = [f"python -m search.train from={path}"]
-        made.append(
-            BestConfig(
-                arm=arm,
-                study=str(row["study"]),
-                trial=trial.number,
-                state=trial.state.name,
-                value=float(row["value"]),
-                test_accuracy=_float(_get(row, "test_accuracy")),
-                run_id=str(trial.user_attrs.get("mlflow_run_id", "")),
-                params=dict(trial.params),
-                commands=commands,
-                path=path,
-            )
-        )
-    return made
-
-
-def _study_args(study_name: str, storage: str) -> str:
-    """``study=<name>`` when a study file of that name exists, else ``study_name=<name>``
-    (the study was run with another name); the storage when it is not the default."""
-    known = (CONFIG_DIR / "study" / f"{study_name}.yaml").is_file()
-    args = f"study={study_name}" if known else f"study_name={study_name}"
-    if storage != "mlruns/optuna.journal":
-        args += f" storage={_shown_storage(storage)}"
-    return args
-
-
-def _shown_storage(storage: str) -> str:
-    if "://" not in storage:
-        return storage
-    try:
-        return str(make_url(storage).render_as_string(hide_password=True))
-    except ArgumentError:
-        return storage
-
-
-def write_trial_config(trial: FrozenTrial, study: str, storage: str, out: Path, arm: str) -> Path:
-    """The trial's stored config with a ``source`` mapping, as ``search.export`` writes
-    ``best.yaml``: runnable with ``python -m search.train from=<path>``."""
-    config = trial.user_attrs.get("config")
-    if not isinstance(config, dict):
-        raise HarnessError(f"trial {trial.number} of study {study} has no stored config")
-    config = dict(config)
-    config["source"] = {
-        "study_name": study,
-        "trial_number": trial.number,
-        "value": trial.value,
-        "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
-        "storage": storage,
-    }
-    path = out / f"best_{_slug(arm)}.yaml"
-    OmegaConf.save(OmegaConf.create(config), path)
-    return path
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or "arm"
 
 
 _HEADERS = {

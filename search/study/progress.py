@@ -7,6 +7,8 @@ import logging
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.study.names import Attr
+
 __all__ = ["FailureGuard", "ProgressLine"]
 
 
@@ -23,7 +25,7 @@ class ProgressLine:
             step = max(trial.intermediate_values)
             value = f"pruned at epoch {step} ({trial.intermediate_values[step]:.4f})"
         if trial.state == TrialState.FAIL:
-            value = str(trial.user_attrs.get("error", "failed"))
+            value = str(trial.user_attrs.get(Attr.ERROR, "failed"))
         try:
             best = f"best={study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
@@ -47,6 +49,7 @@ class FailureGuard:
         if self.in_a_row >= self.max_failures:
             self.message = (
                 f"stopped after {self.in_a_row} failed trials in a row (last: "
-                f"{trial.user_attrs.get('error', 'see the MLflow run')}); fix the config or space, "
+                f"{trial.user_attrs.get(Attr.ERROR, 'see the MLflow run')}); "
+                "fix the config or space, "
                 "or raise max_failures"
             )

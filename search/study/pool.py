@@ -1,10 +1,10 @@
 """``workers=N``: N worker processes on this machine share one study.
 
 Processes, not threads (Keras and the GIL), started with ``spawn`` (TensorFlow does not
-survive a fork). Each worker loads the data, opens the study through the storage (the
-journal file by default: safe for parallel writers) and runs the trial loop of
-``search.worker``; TensorFlow gets cores / N threads in each, so N workers do not
-oversubscribe the machine. Ctrl-C reaches every worker from the terminal; a SIGTERM or
+survive a fork). Each runs ``target`` (``search.trial.worker.work_in_process``: load the
+data, open the study through the storage, the journal file by default, safe for parallel
+writers, and run the trial loop); TensorFlow gets cores / N threads in each, so N workers
+do not oversubscribe the machine. Ctrl-C reaches every worker from the terminal; a SIGTERM or
 SIGINT sent to this process alone is forwarded. Each worker closes its running trial and
 sends back how it ended.
 """
@@ -15,21 +15,24 @@ import logging
 import multiprocessing
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from search.config import as_dict, resolved_copy
-from search.errors import HarnessError, first_line
-from search.signals import exit_code, install_handlers, raise_pending
+from search.cli.command import setup_logging
+from search.cli.errors import EXIT_USAGE, HarnessError
+from search.cli.signals import exit_code, install_handlers, raise_pending
+from search.config.compose import as_dict, resolved_copy
 
-__all__ = ["WorkerEnd", "run_pool", "threads_per_worker"]
+__all__ = ["WorkerEnd", "WorkerTarget", "run_pool", "threads_per_worker"]
 
+# what a worker process runs: (config, worker index, experiment id, parent run id) -> why it
+# stopped early ("" if it did not)
+WorkerTarget = Callable[[DictConfig, int, str, str], str]
 log = logging.getLogger("search")
 
 
@@ -44,8 +47,11 @@ def threads_per_worker(workers: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
-def run_pool(cfg: DictConfig, experiment_id: str, parent_run_id: str) -> list[WorkerEnd]:
-    """Start ``cfg.workers`` processes, wait for all of them, say how each ended."""
+def run_pool(
+    cfg: DictConfig, target: WorkerTarget, experiment_id: str, parent_run_id: str
+) -> list[WorkerEnd]:
+    """Start ``cfg.workers`` processes running ``target``, wait for all of them, say how
+    each ended."""
     workers = int(cfg.workers)
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.SimpleQueue()
@@ -53,7 +59,7 @@ def run_pool(cfg: DictConfig, experiment_id: str, parent_run_id: str) -> list[Wo
     processes = [
         ctx.Process(
             target=_worker_main,
-            args=(config, index, workers, experiment_id, parent_run_id, messages),
+            args=(target, config, index, workers, experiment_id, parent_run_id, messages),
             name=f"search-worker-{index}",
         )
         for index in range(workers)
@@ -79,6 +85,7 @@ def _forward(processes: Sequence[BaseProcess], signum: int) -> None:
 
 
 def _worker_main(
+    target: WorkerTarget,
     config: dict[str, Any],
     index: int,
     workers: int,
@@ -86,20 +93,18 @@ def _worker_main(
     parent_run_id: str,
     messages: Any,
 ) -> None:
-    from search.cli import setup_logging
-
     install_handlers()
     setup_logging()
     _limit_threads(threads_per_worker(workers))
     try:
-        message = _work(OmegaConf.create(config), index, experiment_id, parent_run_id)
+        message = target(OmegaConf.create(config), index, experiment_id, parent_run_id)
     except HarnessError as exc:
         message = str(exc)
     except KeyboardInterrupt as exc:
         sys.exit(exit_code(exc))
     if message:
         messages.put((index, message))
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
 
 
 def _limit_threads(threads: int) -> None:
@@ -107,24 +112,3 @@ def _limit_threads(threads: int) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def _work(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: str) -> str:
-    from search.data import splits_from_config
-    from search.space import parse_space
-    from search.storage import make_pruner, make_sampler, open_storage
-    from search.tracking import StudyTracker
-    from search.worker import work
-
-    specs = parse_space(cfg.space)
-    splits = splits_from_config(cfg.dataset)
-    storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
-    study = optuna.load_study(study_name=str(cfg.study_name), storage=storage)
-    seed = int(cfg.seed) + len(study.trials) + 1000 * index  # workers draw different trials
-    study.sampler, study.pruner = make_sampler(cfg, specs, seed=seed), make_pruner(cfg)
-    tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
-    tracker.attach(experiment_id, parent_run_id)
-    try:
-        return work(cfg, specs, splits, study, tracker, prefix=f"[w{index}] ")
-    except optuna.exceptions.StorageInternalError as exc:
-        return f"worker {index}: storage error ({first_line(exc)})"

@@ -1,4 +1,5 @@
-"""Optuna side of a study: storage, sampler and pruner from the config, open or continue."""
+"""Where a study lives: the Optuna storage from the config (a journal file or a database),
+the study opened or continued in it, and its finished trials."""
 
 from __future__ import annotations
 
@@ -7,86 +8,26 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from optuna.storages.journal import JournalFileBackend
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from search.config import as_dict
-from search.errors import HarnessError, first_line
-from search.space import ParamSpec, grid_search_space
+from search.cli.errors import HarnessError, first_line
+from search.config.space import ParamSpec
+from search.study.samplers import make_pruner, make_sampler, use_sampler
 
-__all__ = [
-    "FINISHED",
-    "count_finished",
-    "load_existing_study",
-    "make_pruner",
-    "make_sampler",
-    "open_storage",
-    "open_study",
-]
+__all__ = ["FINISHED", "count_finished", "load_existing_study", "open_storage", "open_study"]
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
-_SAMPLERS: dict[str, Any] = {
-    "tpe": optuna.samplers.TPESampler,
-    "random": optuna.samplers.RandomSampler,
-    "cmaes": optuna.samplers.CmaEsSampler,
-    "qmc": optuna.samplers.QMCSampler,
-    "grid": optuna.samplers.GridSampler,
-}
-_PRUNERS: dict[str, Any] = {
-    "median": optuna.pruners.MedianPruner,
-    "hyperband": optuna.pruners.HyperbandPruner,
-    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-    "none": optuna.pruners.NopPruner,
-}
 
-
-def make_sampler(cfg: DictConfig, specs: list[ParamSpec], seed: int) -> optuna.samplers.BaseSampler:
-    """``sampler.name`` picks the Optuna sampler; its other keys are the sampler's arguments."""
-    name, kwargs = _name_and_kwargs(cfg, "sampler", _SAMPLERS)
-    if name == "grid":
-        kwargs["search_space"] = grid_search_space(specs)
-    if name == "cmaes":
-        kwargs.setdefault("warn_independent_sampling", False)
-    return _construct("sampler", name, _SAMPLERS[name], seed=seed, **kwargs)  # type: ignore[no-any-return]
-
-
-def make_pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
-    """``pruner.name`` picks the Optuna pruner; its other keys are the pruner's arguments."""
-    name, kwargs = _name_and_kwargs(cfg, "pruner", _PRUNERS)
-    return _construct("pruner", name, _PRUNERS[name], **kwargs)  # type: ignore[no-any-return]
-
-
-def _name_and_kwargs(
-    cfg: DictConfig, key: str, table: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    section = cfg[key]
-    if isinstance(section, str):
-        section = OmegaConf.create({"name": section})
-    kwargs = as_dict(section)
-    name = str(kwargs.pop("name", ""))
-    if name not in table:
-        raise HarnessError(f"{key}: unknown {key} '{name}'; use one of: {', '.join(table)}")
-    return name, kwargs
-
-
-def _construct(kind: str, name: str, cls: Any, **kwargs: Any) -> Any:
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise HarnessError(f"{kind}={name}: bad arguments ({exc})") from None
-
-
-def open_study(
-    cfg: DictConfig,
-    specs: list[ParamSpec],
-    storage: optuna.storages.BaseStorage,
-    sampler: optuna.samplers.BaseSampler,
-    pruner: optuna.pruners.BasePruner,
-) -> optuna.Study:
-    """Create the study, or load it to continue; the sampler's seed moves on with the study."""
+def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
+    """Create the study in the config's storage, or load it to continue, with the config's
+    pruner and a sampler seeded for where the study stands (``samplers.use_sampler``)."""
+    # made before the storage is touched: a bad sampler or pruner config creates nothing
+    sampler, pruner = make_sampler(cfg, specs, int(cfg.seed)), make_pruner(cfg)
+    storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
     try:
         study = optuna.create_study(
             study_name=str(cfg.study_name),
@@ -98,8 +39,7 @@ def open_study(
         )
     except SQLAlchemyError as exc:
         raise HarnessError(f"storage: cannot open {cfg.storage} ({first_line(exc)})") from None
-    if study.trials:  # a continued study: don't replay the first run's random draws
-        study.sampler = make_sampler(cfg, specs, seed=int(cfg.seed) + len(study.trials))
+    use_sampler(study, cfg, specs)
     return study
 
 

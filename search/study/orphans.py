@@ -3,9 +3,10 @@
 Such a trial stays RUNNING in the storage for ever, and its MLflow run too. Every trial
 records the worker that runs it (``worker`` user attr: host, pid, process start time).
 When a run starts, RUNNING trials whose worker was a process on this host that no longer
-exists are failed (``orphaned`` user attr); their MLflow runs are then closed as KILLED
-by the sync (``search.sync``). Workers on other machines are watched by the RDB storage's
-heartbeats instead (Optuna fails their trials once the heartbeat goes stale).
+exists are failed (``orphaned`` user attr and outcome); their MLflow runs are then closed
+as KILLED by the sync (``search.tracking.sync``). Workers on other machines are watched by
+the RDB storage's heartbeats instead (Optuna fails their trials once the heartbeat goes
+stale).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import optuna
 import psutil
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["ORPHAN_ATTR", "WORKER_ATTR", "mark_worker", "reap_orphans", "worker_alive"]
+from search.study._optuna import set_running_attr
+from search.study.names import Attr
+from search.study.outcome import orphaned
 
-WORKER_ATTR = "worker"
-ORPHAN_ATTR = "orphaned"
+__all__ = ["mark_worker", "reap_orphans", "worker_alive", "worker_id"]
+
 log = logging.getLogger("search")
 
 
@@ -32,7 +35,7 @@ def worker_id(pid: int | None = None) -> str:
 
 
 def mark_worker(trial: optuna.Trial) -> None:
-    trial.set_user_attr(WORKER_ATTR, worker_id())
+    trial.set_user_attr(Attr.WORKER, worker_id())
 
 
 def worker_alive(worker: str) -> bool | None:
@@ -55,13 +58,13 @@ def reap_orphans(study: optuna.Study) -> list[FrozenTrial]:
     """Fail this host's RUNNING trials whose worker process is gone; returns them."""
     reaped = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
+        worker = str(trial.user_attrs.get(Attr.WORKER, ""))
         if not worker or worker_alive(worker) is not False:
             continue
-        message = f"worker {worker.rsplit(':', 1)[0]} died during the trial (killed?)"
-        study._storage.set_trial_user_attr(trial._trial_id, ORPHAN_ATTR, True)
-        study._storage.set_trial_user_attr(trial._trial_id, "error", message)
-        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-        log.info(f"trial {trial.number}: {message}; marked failed")
+        outcome = orphaned(f"worker {worker.rsplit(':', 1)[0]} died during the trial (killed?)")
+        for key, value in {Attr.ORPHANED: True, **outcome.user_attrs()}.items():
+            set_running_attr(study, trial, key, value)
+        study.tell(trial.number, state=outcome.state, skip_if_finished=True)
+        log.info(f"trial {trial.number}: {outcome.error}; marked failed")
         reaped.append(trial)
     return reaped

@@ -25,14 +25,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+from optuna.trial import FrozenTrial  # noqa: E402
 
-from search.tracking import StudyTracker  # noqa: E402
+from search.study.names import Attr  # noqa: E402
+from search.study.storage import FINISHED  # noqa: E402
+from search.tracking.tracker import StudyTracker  # noqa: E402
 
-__all__ = ["learning_curves", "optuna_figures", "write_study_plots"]
+__all__ = ["fanova_evaluator", "learning_curves", "optuna_figures", "write_study_plots"]
 
 log = logging.getLogger("search")
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def write_study_plots(
@@ -86,8 +87,8 @@ def optuna_figures(
         return
     yield (
         "param_importances",
-        lambda: vis.plot_param_importances(study),
-        lambda: mpl.plot_param_importances(study),
+        lambda: vis.plot_param_importances(study, evaluator=fanova_evaluator()),
+        lambda: mpl.plot_param_importances(study, evaluator=fanova_evaluator()),
     )
     yield (
         "parallel_coordinate",
@@ -108,12 +109,14 @@ def _most_important(study: optuna.Study) -> list[str]:
     """Parameters by fANOVA importance (needs two finished trials with differing params)."""
     with _quiet():
         try:
-            return list(optuna.importance.get_param_importances(study, evaluator=_fanova()))
+            return list(
+                optuna.importance.get_param_importances(study, evaluator=fanova_evaluator())
+            )
         except (ValueError, RuntimeError, ZeroDivisionError):
             return []
 
 
-def _fanova() -> optuna.importance.FanovaImportanceEvaluator:
+def fanova_evaluator() -> optuna.importance.FanovaImportanceEvaluator:
     """fANOVA with a fixed seed: the same study gives the same importances every time."""
     return optuna.importance.FanovaImportanceEvaluator(seed=0)
 
@@ -123,7 +126,7 @@ def learning_curves(
 ) -> plt.Figure | None:
     """Validation accuracy and loss against epoch of the top-k trials, overlaid."""
     sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
-    scored = [t for t in study.get_trials(deepcopy=False, states=_FINISHED) if t.value is not None]
+    scored = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.value is not None]
     trials = sorted(scored, key=lambda t: sign * float(t.value or 0.0))[:top_k]
     if not trials:
         return None
@@ -151,7 +154,7 @@ def learning_curves(
 
 
 def _val_loss(trial: FrozenTrial, tracker: StudyTracker | None) -> list[tuple[int, float]]:
-    run_id = trial.user_attrs.get("mlflow_run_id")
+    run_id = trial.user_attrs.get(Attr.MLFLOW_RUN_ID)
     if tracker is None or not run_id or not tracker.online:
         return []
     history = tracker.call(tracker.client.get_metric_history, run_id, "val_loss") or []
@@ -160,7 +163,8 @@ def _val_loss(trial: FrozenTrial, tracker: StudyTracker | None) -> list[tuple[in
 
 def _figure_of(axes: Any) -> plt.Figure:
     first = axes.flat[0] if hasattr(axes, "flat") else axes
-    return first.get_figure()
+    figure: plt.Figure = first.get_figure()
+    return figure
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:

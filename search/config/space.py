@@ -33,7 +33,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from search.errors import SpaceError
+from search.cli.errors import SpaceError
 
 __all__ = [
     "ParamSpec",
@@ -199,7 +199,7 @@ def _suggest(trial: optuna.trial.BaseTrial, name: str, dist: BaseDistribution) -
     if isinstance(dist, IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
     if isinstance(dist, CategoricalDistribution):
-        return trial.suggest_categorical(name, dist.choices)  # type: ignore[arg-type]
+        return trial.suggest_categorical(name, dist.choices)
     raise TypeError(f"unsupported distribution {dist!r}")
 
 

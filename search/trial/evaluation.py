@@ -11,22 +11,20 @@ import keras
 import numpy as np
 
 __all__ = [
+    "AlwaysTraining",
     "classification_metrics",
+    "evaluate_test_set",
     "expected_calibration_error",
     "mc_dropout_model",
     "mc_predict",
     "predict_eager",
-    "AlwaysTraining",
-    "evaluate_test_set",
 ]
 
 DROPOUT_LAYERS = (keras.layers.Dropout, keras.layers.AlphaDropout)
 _EPS = 1e-12
 
 
-def classification_metrics(
-    probs: np.ndarray, labels: np.ndarray, bins: int = 15
-) -> dict[str, float]:
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict[str, float]:
     """Accuracy, mean negative log-likelihood and expected calibration error."""
     labels = labels.astype(int)
     picked = probs[np.arange(len(labels)), labels]
@@ -37,7 +35,7 @@ def classification_metrics(
     }
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int) -> float:
     """ECE: |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
@@ -78,7 +76,7 @@ class AlwaysTraining(keras.layers.Layer):
     """
 
     def __init__(self, layer: keras.layers.Layer, **kwargs: object) -> None:
-        super().__init__(name=f"{layer.name}_always_on", **kwargs)  # type: ignore[arg-type]
+        super().__init__(name=f"{layer.name}_always_on", **kwargs)
         self.layer = layer
 
     def call(self, inputs: object) -> object:
@@ -104,7 +102,7 @@ def predict_eager(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> 
 
 
 def evaluate_test_set(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, mc_samples: int = 0, bins: int = 15
+    model: keras.Model, x: np.ndarray, y: np.ndarray, *, mc_samples: int, bins: int
 ) -> dict[str, float]:
     """``test_accuracy``, ``test_nll``, ``test_ece``; with ``mc_samples`` > 0 also the
     ``mc_test_*`` figures and the mean ``mc_predictive_entropy``."""

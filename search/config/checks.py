@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from search.errors import HarnessError
+from search.cli.errors import HarnessError
 
 __all__ = ["check_config", "check_storage", "check_study_name", "check_tracking_uri"]
 
@@ -36,7 +36,7 @@ def check_study_name(name: str) -> None:
 
 def check_storage(url: str) -> None:
     """A journal file path or a database URL SQLAlchemy has a dialect for; the server itself
-    is reached later (``search.storage.open_storage``)."""
+    is reached later (``search.study.storage.open_storage``)."""
     if "://" not in url:
         match = _SCHEME.match(url)
         if match:
@@ -83,9 +83,8 @@ def check_config(cfg: DictConfig) -> None:
     _positive_int(cfg, "train.epochs", cfg.train.epochs)
     _positive_int(cfg, "train.batch_size", cfg.train.batch_size)
     _positive_int(cfg, "max_failures", cfg.max_failures)
-    # configs exported before these keys existed are re-trained with their defaults
-    _positive_int(cfg, "workers", cfg.get("workers", 1))
-    _positive_int(cfg, "heartbeat_interval", cfg.get("heartbeat_interval", 60))
+    _positive_int(cfg, "workers", cfg.workers)
+    _positive_int(cfg, "heartbeat_interval", cfg.heartbeat_interval)
     patience = cfg.train.patience
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
         raise HarnessError(f"train.patience must be a whole number >= 0, got {patience!r}")

@@ -8,15 +8,16 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from search.storage import count_finished
-from search.study_plots import write_study_plots
-from search.tracking import StudyTracker
+from search.study.names import Attr
+from search.study.storage import count_finished
+from search.tracking.plots import write_study_plots
+from search.tracking.tracker import StudyTracker
 
 __all__ = ["publish_summary", "study_summary", "trials_frame"]
 
 
 def publish_summary(study: optuna.Study, tracker: StudyTracker) -> dict[str, float]:
-    """The study's counts, best trial, trials table (CSV) and plots (``search.study_plots``)
+    """The study's counts, best trial, trials table (CSV) and plots (``search.tracking.plots``)
     on its MLflow parent run."""
     metrics, tags = study_summary(study)
     if not tracker.online:
@@ -24,7 +25,7 @@ def publish_summary(study: optuna.Study, tracker: StudyTracker) -> dict[str, flo
     frame = trials_frame(study)
     if not frame.empty:  # back-filled runs are known by their trial number only
         runs = {n: r[0].info.run_id for n, r in tracker.trial_runs().items()}
-        frame["mlflow_run_id"] = [runs.get(int(n), "") for n in frame["number"]]
+        frame[Attr.MLFLOW_RUN_ID] = [runs.get(int(n), "") for n in frame["number"]]
     with tempfile.TemporaryDirectory(prefix="search-study-") as tmp:
         csv = Path(tmp) / "trials.csv"
         frame.to_csv(csv, index=False)
@@ -41,10 +42,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     )
     if frame.empty:
         return frame
-    frame = frame.drop(columns=[c for c in frame.columns if c == "user_attrs_config"])
-    if "user_attrs_metrics" in frame:
+    frame = frame.drop(columns=[c for c in frame.columns if c == f"user_attrs_{Attr.CONFIG}"])
+    if f"user_attrs_{Attr.METRICS}" in frame:
         metrics = pd.json_normalize(
-            [m if isinstance(m, dict) else {} for m in frame.pop("user_attrs_metrics")]
+            [m if isinstance(m, dict) else {} for m in frame.pop(f"user_attrs_{Attr.METRICS}")]
         )
         frame = pd.concat([frame, metrics.set_index(frame.index)], axis=1)
     frame["duration_seconds"] = frame.pop("duration").dt.total_seconds()
@@ -74,7 +75,7 @@ def study_summary(study: optuna.Study) -> tuple[dict[str, float], dict[str, str]
         return metrics, tags
     metrics["best_value"] = float(best.value) if best.value is not None else float("nan")
     tags["best_trial"] = str(best.number)
-    tags["best_mlflow_run_id"] = str(best.user_attrs.get("mlflow_run_id", ""))
+    tags["best_mlflow_run_id"] = str(best.user_attrs.get(Attr.MLFLOW_RUN_ID, ""))
     for name, value in best.params.items():
         tags[f"best.{name}"] = str(value)
     return metrics, tags

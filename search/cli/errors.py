@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["EXIT_USAGE", "DataError", "HarnessError", "SpaceError", "first_line"]
+
 EXIT_USAGE = 2
 
 
@@ -24,11 +26,3 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (or its type), for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
-
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
-EXIT_TERMINATED = 143  # 128 + SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM: handled like Ctrl-C (the running trial is closed), exit code 143."""

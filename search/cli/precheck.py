@@ -21,11 +21,11 @@ from hydra.errors import (
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from search.errors import first_line
+from search.cli.errors import first_line
 
 __all__ = ["CONFIG_DIR", "command_line_problem"]
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "studies"  # every command's config root
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "studies"  # every command's config root
 
 
 def command_line_problem(config_name: str, args: list[str]) -> str | None:

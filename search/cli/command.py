@@ -7,11 +7,11 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from search.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
-from search.overrides import command_line_problem
-from search.signals import exit_code, install_handlers
+from search.cli.errors import EXIT_USAGE, HarnessError
+from search.cli.precheck import command_line_problem
+from search.cli.signals import exit_code, install_handlers
 
-__all__ = ["EXIT_INTERRUPTED", "entry", "guarded", "setup_logging"]
+__all__ = ["entry", "guarded", "setup_logging"]
 
 log = logging.getLogger("search")
 

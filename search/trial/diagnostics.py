@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import pandas as pd
 
+from search.study.outcome import Diagnosed
+
 __all__ = [
     "ChanceDetector",
     "StuckAtChance",
@@ -24,8 +26,10 @@ __all__ = [
 ]
 
 
-class StuckAtChance(Exception):
+class StuckAtChance(Diagnosed):
     """Validation accuracy and loss sat at chance level for several epochs in a row."""
+
+    diagnosis = "stuck_at_chance"
 
 
 class ChanceDetector(keras.callbacks.Callback):
@@ -41,9 +45,10 @@ class ChanceDetector(keras.callbacks.Callback):
     def __init__(
         self,
         num_classes: int,
-        epochs: int = 3,
-        accuracy_margin: float = 0.03,
-        loss_margin: float = 0.05,
+        *,
+        epochs: int,
+        accuracy_margin: float,
+        loss_margin: float,
         monitor: str = "val",
     ) -> None:
         super().__init__()

@@ -24,9 +24,10 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from search.errors import Terminated
-
 __all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "Terminated",
     "exit_code",
     "held",
     "install_handlers",
@@ -34,6 +35,14 @@ __all__ = [
     "raise_pending",
     "received",
 ]
+
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: handled like Ctrl-C (the running trial is closed), exit code 143."""
+
 
 _received: list[int] = []
 _raising: list[bool] = []  # innermost region last: False = held, True = interruptible
@@ -104,4 +113,4 @@ def _exception(signum: int) -> KeyboardInterrupt:
 
 def exit_code(exc: KeyboardInterrupt) -> int:
     """130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
-    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED

@@ -1,9 +1,9 @@
 """MLflow tracking: one experiment and one parent run per study, a child run per trial.
 
-The child run is opened when the trial starts (so a crashed trial still has its run),
-receives per-epoch metrics asynchronously, and is closed with the trial's outcome.
-Everything goes through ``MlflowClient`` with explicit run ids: no fluent "active run",
-which is thread-local and would tie trials to one thread.
+The child run (``search.tracking.runs.TrialRun``) is opened when the trial starts (so a
+crashed trial still has its run), receives per-epoch metrics asynchronously, and is closed
+with the trial's outcome. Everything goes through ``MlflowClient`` with explicit run ids: no
+fluent "active run", which is thread-local and would tie trials to one thread.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,80 +21,18 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from omegaconf import DictConfig
 
-from search.errors import HarnessError, first_line
+from search.cli.errors import HarnessError, first_line
+from search.study.names import Role, Tag
+from search.tracking.params import MAX_BATCH, chunks, flatten_config, run_name
+from search.tracking.runs import TrialRun
 
-__all__ = ["StudyTracker", "TrialRecord", "TrialRun", "flatten_config", "run_name"]
+__all__ = ["StudyTracker"]
 
 log = logging.getLogger(__name__)
-
-ROLE_TAG = "search.role"
-STATE_TAG = "optuna.state"
-STUDY_TAG = "optuna.study_name"
-TRIAL_TAG = "optuna.trial_number"
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 T = TypeVar("T")
 _UNREACHABLE = (MlflowException, OSError, requests.RequestException)
-_MAX_BATCH = 100  # MLflow accepts at most 100 params or 1000 metrics per log_batch
-_SHORT = {"learning_rate": "lr", "batch_norm": "bn", "dropout_rate": "drop", "momentum": "mom"}
-
-
-class TrialRun:
-    """The MLflow child run of one trial.
-
-    Epoch metrics go through a one-thread executor: training does not wait for the store,
-    the order of epochs is kept, and ``finish`` waits for every pending write. (MLflow's
-    own async mode joins its worker thread at ``set_terminated``, which costs up to a
-    second per run.) Every write goes through the tracker's retry; with the store
-    unreachable (``run_id`` empty or the tracker offline) the writes are dropped and the
-    trial goes on: ``search.sync`` back-fills the run from the Optuna trial later.
-    """
-
-    def __init__(self, tracker: StudyTracker, run_id: str) -> None:
-        self.tracker, self.run_id = tracker, run_id
-        self._pending: list[Future[Any]] = []
-
-    def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self.run_id:
-            self.tracker.call(getattr(self.tracker.client, method), self.run_id, *args, **kwargs)
-
-    def log_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
-        """Per-epoch metrics with ``step=epoch``, written in the background."""
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, epoch) for k, v in logs.items()]
-        self._pending.append(
-            self.tracker.executor.submit(self._write, "log_batch", metrics=metrics)
-        )
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        self._write("log_batch", params=[Param(k, str(v)) for k, v in params.items()])
-
-    def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        now = int(time.time() * 1000)
-        self._write("log_batch", metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-
-    def log_files(self, directory: Path) -> None:
-        self._write("log_artifacts", str(directory))
-
-    def finish(
-        self,
-        state: str,
-        metrics: Mapping[str, float] | None = None,
-        tags: Mapping[str, str] | None = None,
-        artifacts_dir: Path | None = None,
-        status: str | None = None,
-    ) -> None:
-        """Close the run: wait for epoch metrics, log final metrics/tags/artifacts, set status."""
-        for pending in self._pending:
-            pending.result()
-        self._pending.clear()
-        now = int(time.time() * 1000)
-        final = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-        all_tags = [RunTag(STATE_TAG, state)] + [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        self._write("log_batch", metrics=final, tags=all_tags)
-        if artifacts_dir is not None:
-            self._write("log_artifacts", str(artifacts_dir))
-        self._write("set_terminated", status or RUN_STATUS.get(state, "FAILED"))
 
 
 class StudyTracker:
@@ -123,6 +60,11 @@ class StudyTracker:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-epochs")
         self.retries, self.backoff = retries, backoff
         self.online = True
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> StudyTracker:
+        """The tracker of the study ``cfg`` names, on its ``tracking_uri`` and ``artifact_root``."""
+        return cls(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """A request to the MLflow store, retried with a bounded backoff (1 s, 2 s, ...).
@@ -218,7 +160,7 @@ class StudyTracker:
             self.client.create_run(
                 self.experiment_id,
                 run_name=self.study_name,
-                tags={ROLE_TAG: "study", STUDY_TAG: self.study_name},
+                tags={Tag.ROLE: Role.STUDY, Tag.STUDY: self.study_name},
             )
             parents = self._parents()
             for extra in parents[1:]:
@@ -232,7 +174,7 @@ class StudyTracker:
         return list(
             self.client.search_runs(
                 [self.experiment_id],
-                filter_string=f"tags.`{ROLE_TAG}` = 'study'",
+                filter_string=f"tags.`{Tag.ROLE}` = '{Role.STUDY}'",
                 order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
             )
         )
@@ -249,10 +191,10 @@ class StudyTracker:
         tags = {
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
             MLFLOW_RUN_NAME: run_name(number, sampled),
-            ROLE_TAG: "trial",
-            STUDY_TAG: self.study_name,
-            TRIAL_TAG: str(number),
-            STATE_TAG: "RUNNING",
+            Tag.ROLE: Role.TRIAL,
+            Tag.STUDY: self.study_name,
+            Tag.TRIAL: str(number),
+            Tag.STATE: "RUNNING",
         }
         run = (
             self.call(self.client.create_run, self.experiment_id, tags=tags)
@@ -261,22 +203,22 @@ class StudyTracker:
         )
         if run is None:
             return TrialRun(self, "")
-        self._log_config(run.info.run_id, config, omit)
+        self.log_config(run.info.run_id, config, omit)
         return TrialRun(self, run.info.run_id)
 
     def start_run(self, name: str, tags: Mapping[str, str], config: Mapping[str, Any]) -> TrialRun:
         """A run that is not a trial (a re-train), in the study's experiment."""
         run = self.client.create_run(
-            self.experiment_id, run_name=name, tags={STUDY_TAG: self.study_name, **tags}
+            self.experiment_id, run_name=name, tags={Tag.STUDY: self.study_name, **tags}
         )
-        self._log_config(run.info.run_id, config)
+        self.log_config(run.info.run_id, config)
         return TrialRun(self, run.info.run_id)
 
-    def _log_config(
+    def log_config(
         self, run_id: str, config: Mapping[str, Any], omit: Collection[str] = ()
     ) -> None:
         params = [Param(k, v) for k, v in flatten_config(config).items() if k not in omit]
-        for chunk in _chunks(params, _MAX_BATCH):
+        for chunk in chunks(params, MAX_BATCH):
             self.call(self.client.log_batch, run_id, params=chunk)
 
     def summarize(
@@ -313,98 +255,19 @@ class StudyTracker:
         while True:
             page = self.client.search_runs(
                 [self.experiment_id],
-                filter_string=f"tags.`{ROLE_TAG}` = 'trial'",
+                filter_string=f"tags.`{Tag.ROLE}` = '{Role.TRIAL}'",
                 max_results=1000,
                 page_token=token,
             )
             for run in page:
-                number = run.data.tags.get(TRIAL_TAG, "")
+                number = run.data.tags.get(Tag.TRIAL, "")
                 if number.isdigit():
                     out.setdefault(int(number), []).append(run)
             token = page.token
             if not token:
                 return out
 
-    def backfill(self, trial: TrialRecord) -> str:
-        """Create the finished run of a trial that has none (MLflow was unreachable)."""
-        tags = {
-            MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-            MLFLOW_RUN_NAME: run_name(trial.number, trial.params),
-            ROLE_TAG: "trial",
-            STUDY_TAG: self.study_name,
-            TRIAL_TAG: str(trial.number),
-            "search.backfilled": "true",
-        }
-        run = self.client.create_run(self.experiment_id, start_time=trial.start_ms, tags=tags)
-        run_id = str(run.info.run_id)
-        self._log_config(run_id, trial.config or dict(trial.params))
-        epochs = [Metric(trial.metric, v, trial.start_ms, s) for s, v in trial.curve.items()]
-        for chunk in _chunks(epochs, 1000):
-            self.client.log_batch(run_id, metrics=chunk)
-        self.close_trial_run(run_id, trial)
-        return run_id
-
-    def close_trial_run(self, run_id: str, trial: TrialRecord) -> None:
-        """Give a run the outcome of its finished trial: final metrics, tags, status."""
-        metrics = [Metric(k, float(v), trial.end_ms, 0) for k, v in trial.metrics.items()]
-        tags = [RunTag(STATE_TAG, trial.state)] + [RunTag(k, v) for k, v in trial.tags.items()]
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
-        self.client.set_terminated(run_id, trial.status, end_time=trial.end_ms)
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """What the MLflow side needs to know of a finished Optuna trial (see ``search.sync``)."""
-
-    number: int
-    state: str  # COMPLETE, PRUNED, FAIL
-    status: str  # the MLflow run status: FINISHED, FAILED, KILLED
-    params: Mapping[str, Any]
-    config: Mapping[str, Any]
-    metric: str
-    curve: Mapping[int, float]  # the reported metric by epoch
-    metrics: Mapping[str, float]
-    tags: Mapping[str, str]
-    start_ms: int
-    end_ms: int
-
 
 def _make_sqlite_dir(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
-def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Dotted-key params from a nested config; the search space itself is left out."""
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if name == "space":
-            continue
-        if isinstance(value, Mapping):
-            out.update(flatten_config(value, prefix=f"{name}."))
-        else:
-            out[name] = str(value)[:6000]
-    return out
-
-
-def run_name(number: int, sampled: Mapping[str, Any]) -> str:
-    """``t007 lr=3.1e-04 bn=1 drop=0.2``: what a trial is, at a glance in the run table."""
-    parts = [f"t{number:03d}"]
-    for key, value in sampled.items():
-        short = _SHORT.get(key.rsplit(".", 1)[-1], key.rsplit(".", 1)[-1])
-        parts.append(f"{short}={_fmt(value)}")
-    return " ".join(parts)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float):
-        return f"{value:.2g}" if 1e-3 <= abs(value) < 1e3 or value == 0 else f"{value:.1e}"
-    return str(value)
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

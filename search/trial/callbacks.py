@@ -9,13 +9,16 @@ from typing import Any
 
 import keras
 
-from search.signals import raise_pending
+from search.cli.signals import raise_pending
+from search.study.outcome import Diagnosed
 
 __all__ = ["EpochRecorder", "TrialDiverged"]
 
 
-class TrialDiverged(Exception):
+class TrialDiverged(Diagnosed):
     """The loss went NaN or infinite: the configuration diverged."""
+
+    diagnosis = "diverged"
 
 
 EpochSink = Callable[[int, Mapping[str, float]], None]

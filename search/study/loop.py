@@ -9,40 +9,34 @@ lower-numbered trials already fill it, goes back to WAITING unrun (the next run 
 needs a trial picks it up). A study therefore ends with exactly ``n_trials`` finished
 trials; a running trial that fails leaves its worker (or the next run) to top up.
 
-Outcome -> state, as in Optuna's own loop: a returned value is COMPLETE, ``TrialPruned``
-PRUNED, any other exception FAIL (the study goes on); Ctrl-C / SIGTERM fail the trial and
-end the worker (they are held while a trial is asked or told: ``search.signals``). On RDB
-storages Optuna's heartbeat thread runs during each trial and stale trials of dead workers
-are failed before each ask.
+What a trial's end makes it is ``search.study.outcome``'s one decision: a returned value is
+COMPLETE, a pruning or a diagnosis PRUNED, any other exception FAIL (the study goes on);
+Ctrl-C / SIGTERM fail the trial and end the worker (they are held while a trial is asked or
+told: ``search.cli.signals``). On RDB storages Optuna's heartbeat thread runs during each
+trial and stale trials of dead workers are failed before each ask.
 """
 
 from __future__ import annotations
 
 import gc
-import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import optuna
-from omegaconf import DictConfig
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from search.data import Splits
-from search.graphs import released_graphs
-from search.objective import make_objective
-from search.orphans import mark_worker
-from search.progress import FailureGuard, ProgressLine
-from search.signals import held, raise_pending
-from search.space import ParamSpec
-from search.storage import FINISHED
-from search.tracking import StudyTracker
+from search.cli.signals import held, raise_pending
+from search.study._optuna import give_back, heartbeat
+from search.study.orphans import mark_worker
+from search.study.outcome import outcome_of
+from search.study.storage import FINISHED
 
-__all__ = ["StopRule", "run_trials", "settle_heap", "work"]
+__all__ = ["Callback", "Objective", "StopRule", "run_trials", "settle_heap"]
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
+Objective = Callable[[optuna.Trial], float]
 _TAKEN = (*FINISHED, TrialState.RUNNING)
 
 
@@ -53,31 +47,10 @@ class StopRule:
     n_trials: int
     timeout: float | None = None
     started: float = field(default_factory=time.monotonic)
-    reason: str = ""
+    clock: Callable[[], float] = time.monotonic
 
     def time_up(self) -> bool:
-        return self.timeout is not None and time.monotonic() - self.started >= self.timeout
-
-
-def work(
-    cfg: DictConfig,
-    specs: list[ParamSpec],
-    splits: Splits,
-    study: optuna.Study,
-    tracker: StudyTracker,
-    prefix: str = "",
-) -> str:
-    """Run this worker's share of the study; returns why it stopped early ("" if it did not)."""
-    guard = FailureGuard(int(cfg.max_failures))
-    settle_heap()
-    run_trials(
-        study,
-        make_objective(cfg, specs, splits, tracker),
-        StopRule(int(cfg.n_trials), cfg.timeout),
-        callbacks=[ProgressLine(logging.getLogger("search"), prefix), guard],
-        should_stop=lambda: bool(guard.message),
-    )
-    return guard.message
+        return self.timeout is not None and self.clock() - self.started >= self.timeout
 
 
 def settle_heap() -> None:
@@ -90,16 +63,16 @@ def settle_heap() -> None:
 
 def run_trials(
     study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
+    objective: Objective,
     rule: StopRule,
     callbacks: Sequence[Callback] = (),
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Run trials until the rule says stop; returns how many trials this worker told.
 
-    Signals are held (see ``search.signals``): one that comes while a trial is asked, told
-    or its run opened or closed is raised inside the objective's training, or here at the
-    next turn, never half way through the bookkeeping."""
+    Signals are held (see ``search.cli.signals``): one that comes while a trial is asked,
+    told or its run opened or closed is raised inside the objective's training, or here at
+    the next turn, never half way through the bookkeeping."""
     told = 0
     with held():
         while not (should_stop() or rule.time_up()):
@@ -109,7 +82,7 @@ def run_trials(
                 break
             trial = _ask(study)
             if _taken(study, below=trial.number) >= rule.n_trials:
-                _give_back(study, trial)
+                give_back(study, trial)
                 break
             frozen = _run_one(study, trial, objective)
             told += 1
@@ -119,20 +92,17 @@ def run_trials(
     return told
 
 
-def _run_one(
-    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]
-) -> FrozenTrial:
+def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:
     mark_worker(trial)
-    with released_graphs(), get_heartbeat_thread(trial._trial_id, study._storage):
+    with heartbeat(study, trial):
         try:
             value = objective(trial)
-        except optuna.TrialPruned:
-            return study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-        except Exception:  # recorded on the trial and its MLflow run by the objective
-            return study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-        except BaseException:  # Ctrl-C, SIGTERM: fail the trial, end the worker
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            raise
+        except BaseException as exc:  # the objective has recorded it on the trial and its run
+            outcome = outcome_of(exc)
+            frozen = study.tell(trial, state=outcome.state, skip_if_finished=True)
+            if outcome.interrupted:  # Ctrl-C, SIGTERM: the trial is closed, the worker ends
+                raise
+            return frozen
     return study.tell(trial, value, skip_if_finished=True)
 
 
@@ -148,13 +118,8 @@ def _taken(study: optuna.Study, below: int | None = None) -> int:
     return sum(below is None or t.number < below for t in trials)
 
 
-def _give_back(study: optuna.Study, trial: optuna.Trial) -> None:
-    """A trial asked in a race that the quota has no room for: back to WAITING, unrun."""
-    study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
-
-
 def _fail_stale(study: optuna.Study) -> None:
-    if is_heartbeat_enabled(study._storage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+    """Fail the trials of dead workers whose heartbeat went stale (RDB storages only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)

@@ -1,0 +1,36 @@
+"""The composed config and what is checked on it before anything is created: plain dicts
+of config nodes (``compose``), value checks (``checks``), the declared search space and
+how a trial's values land in the config (``space``), and exported configs as
+``search.train`` reads them (``exported``)."""
+
+from __future__ import annotations
+
+from search.config.checks import check_config, check_storage, check_study_name, check_tracking_uri
+from search.config.compose import as_dict, resolved_copy
+from search.config.exported import apply_overrides, load_exported, with_defaults
+from search.config.space import (
+    ParamSpec,
+    apply_params,
+    grid_search_space,
+    parse_space,
+    sample_params,
+    validate_space_keys,
+)
+
+__all__ = [
+    "ParamSpec",
+    "apply_overrides",
+    "apply_params",
+    "as_dict",
+    "check_config",
+    "check_storage",
+    "check_study_name",
+    "check_tracking_uri",
+    "grid_search_space",
+    "load_exported",
+    "parse_space",
+    "resolved_copy",
+    "sample_params",
+    "validate_space_keys",
+    "with_defaults",
+]

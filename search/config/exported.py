@@ -1,0 +1,99 @@
+"""An exported config (``best.yaml``) as ``search.train`` reads it: checked to be a harness
+config, laid over the harness's current defaults (keys added since it was exported get
+their default from the YAML), then the command line's ``key=value`` on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from search.cli.errors import HarnessError, first_line
+from search.cli.precheck import CONFIG_DIR
+
+__all__ = ["REQUIRED", "apply_overrides", "load_exported", "with_defaults"]
+
+REQUIRED = (
+    "study_name",
+    "seed",
+    "metric",
+    "dataset",
+    "model",
+    "optimizer",
+    "train",
+    "tracking_uri",
+)
+SECTIONS = ("dataset", "model", "optimizer", "train")  # mappings in an exported config
+# sections whose defaults apply to any study (the model's are the study's own)
+_DEFAULTED = ("optimizer", "train", "lr_find", "diagnostics", "evaluate")
+
+
+def load_exported(path: str | Path) -> DictConfig:
+    """An exported ``best.yaml`` (safe YAML), checked to be a harness config."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        where = f"{path} is a directory, not a file" if path.is_dir() else f"no file at {path}"
+        raise HarnessError(f"from: {where}; give an exported best.yaml")
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.YAMLError as exc:
+        raise HarnessError(f"from: {path} is not valid YAML ({_yaml_problem(exc)})") from None
+    except (OmegaConfBaseException, ValueError, OSError) as exc:
+        raise HarnessError(f"from: {path} is not readable YAML ({first_line(exc)})") from None
+    missing = [key for key in REQUIRED if not isinstance(cfg, DictConfig) or key not in cfg]
+    if missing:
+        raise HarnessError(
+            f"from: {path} is not an exported config (missing {', '.join(missing)}); "
+            "make one with python -m search.export study=<name>"
+        )
+    assert isinstance(cfg, DictConfig)
+    flat = [
+        key
+        for key in SECTIONS
+        if not OmegaConf.is_dict(OmegaConf.select(cfg, key, throw_on_resolution_failure=False))
+    ]
+    if flat:
+        raise HarnessError(
+            f"from: {path} is not an exported config ({flat[0]} is not a mapping); "
+            "make one with python -m search.export study=<name>"
+        )
+    return cfg
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line 2, column 1: expected the node content, but found '<stream end>'``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or first_line(exc)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
+def with_defaults(exported: DictConfig, composed: DictConfig) -> DictConfig:
+    """``exported`` over the defaults of ``composed`` (the harness's config): its scalar keys,
+    the sections every study shares and the exported data set's own group file."""
+    harness = OmegaConf.to_container(composed, resolve=False)
+    assert isinstance(harness, dict)
+    base: dict[str, Any] = {
+        str(key): value
+        for key, value in harness.items()
+        if key != "from" and (not isinstance(value, dict) or key in _DEFAULTED)
+    }
+    group = CONFIG_DIR / "dataset" / f"{exported.dataset.get('name')}.yaml"
+    if group.is_file():
+        base["dataset"] = OmegaConf.to_container(OmegaConf.load(group))
+    merged = OmegaConf.merge(OmegaConf.create(base), exported)
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
+def apply_overrides(cfg: DictConfig, composed: DictConfig, overrides: list[str]) -> DictConfig:
+    """Set each ``key=value`` from the command line (typed by Hydra in ``composed``)."""
+    out = cfg.copy()
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key == "from":
+            continue
+        OmegaConf.update(out, key, OmegaConf.select(composed, key), merge=False)
+    return out

@@ -1,0 +1,70 @@
+"""The Optuna side of a search, with no Keras in it: where the study lives (``storage``),
+its sampler and pruner (``samplers``), the trial loop (``loop``) and worker processes
+(``pool``), trials of dead workers (``orphans``), the progress line (``progress``), what a
+trial's end makes it (``outcome``), the names written on trials and runs (``names``) and a
+trial as an exported config (``exports``).
+The Optuna internals it needs are in ``_optuna``."""
+
+from __future__ import annotations
+
+from search.study.exports import trial_export
+from search.study.loop import Callback, Objective, StopRule, run_trials, settle_heap
+from search.study.names import Attr, Role, Tag
+from search.study.orphans import mark_worker, reap_orphans, worker_alive, worker_id
+from search.study.outcome import (
+    OUTCOMES,
+    Diagnosed,
+    Outcome,
+    describe,
+    orphaned,
+    outcome_of,
+    recorded,
+)
+from search.study.pool import WorkerEnd, WorkerTarget, run_pool, threads_per_worker
+from search.study.progress import FailureGuard, ProgressLine
+from search.study.samplers import make_pruner, make_sampler, sampler_seed, use_sampler
+from search.study.storage import (
+    FINISHED,
+    count_finished,
+    load_existing_study,
+    open_storage,
+    open_study,
+)
+
+__all__ = [
+    "FINISHED",
+    "OUTCOMES",
+    "Attr",
+    "Callback",
+    "Diagnosed",
+    "FailureGuard",
+    "Objective",
+    "Outcome",
+    "ProgressLine",
+    "Role",
+    "StopRule",
+    "Tag",
+    "WorkerEnd",
+    "WorkerTarget",
+    "count_finished",
+    "describe",
+    "load_existing_study",
+    "make_pruner",
+    "make_sampler",
+    "mark_worker",
+    "open_storage",
+    "open_study",
+    "orphaned",
+    "outcome_of",
+    "reap_orphans",
+    "recorded",
+    "run_pool",
+    "run_trials",
+    "sampler_seed",
+    "settle_heap",
+    "threads_per_worker",
+    "trial_export",
+    "use_sampler",
+    "worker_alive",
+    "worker_id",
+]

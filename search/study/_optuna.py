@@ -1,0 +1,36 @@
+"""The Optuna internals the trial loop and orphan reaping need, in one place.
+
+Checked against Optuna 5.0.0. Each has no public equivalent there:
+
+- ``heartbeat``: ``study.optimize`` runs the RDB storage's heartbeat thread around each
+  trial (``optuna.storages._heartbeat.get_heartbeat_thread``); our own loop must do the
+  same, or a running trial of a live worker looks stale to the other machines.
+- ``give_back``: a trial asked in a race goes back to WAITING, unrun
+  (``BaseStorage.set_trial_state_values``; ``Study.tell`` only finishes trials).
+- ``set_running_attr``: a user attr on another process's RUNNING trial (``Trial`` objects
+  exist only in the process that asked; ``FrozenTrial`` keeps its id private).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.storages._heartbeat import BaseHeartbeatThread, get_heartbeat_thread
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["give_back", "heartbeat", "set_running_attr"]
+
+
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> BaseHeartbeatThread:
+    """The storage's heartbeat for ``trial`` while the block runs (a no-op without one)."""
+    return get_heartbeat_thread(trial._trial_id, study._storage)
+
+
+def give_back(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Put an asked trial back to WAITING (the next ask pops it)."""
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+
+
+def set_running_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    study._storage.set_trial_user_attr(trial._trial_id, key, value)

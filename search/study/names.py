@@ -1,0 +1,50 @@
+"""The names the harness writes: user attrs on an Optuna trial, tags on an MLflow run.
+
+Plain strings in three namespaces (not enums: they go to storages and drivers as is).
+
+Other tools read them (an MLflow filter such as ``tags.diagnosis = 'stuck_at_chance'``, the
+Optuna dashboard's user-attr column), so they are spelled once, here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["Attr", "Role", "Tag"]
+
+
+class Attr:
+    """User attrs of an Optuna trial."""
+
+    CONFIG: Final = "config"  # the trial's full resolved config (what export writes)
+    METRICS: Final = "metrics"  # the final metrics, one dict (one storage write)
+    MLFLOW_RUN_ID: Final = "mlflow_run_id"
+    OUTCOME: Final = "outcome"  # how the trial ended: an ``search.study.outcome`` name
+    DIAGNOSIS: Final = "diagnosis"  # stuck_at_chance, diverged
+    ERROR: Final = "error"  # "Type: message" of what ended it
+    WORKER: Final = "worker"  # host:pid:start of the process that ran it
+    ORPHANED: Final = "orphaned"  # True: its worker died and a later run failed it
+    LR_FIND_SECONDS: Final = "lr_find_seconds"
+
+
+class Tag:
+    """Tags of an MLflow run (besides MLflow's own ``mlflow.*``)."""
+
+    ROLE: Final = "search.role"  # a ``Role``
+    STUDY: Final = "optuna.study_name"
+    TRIAL: Final = "optuna.trial_number"
+    STATE: Final = "optuna.state"  # the trial's Optuna state (RUNNING until it ends)
+    DIAGNOSIS: Final = "diagnosis"
+    ERROR: Final = "error"
+    BACKFILLED: Final = "search.backfilled"  # made by search.sync from the Optuna trial
+    RETRAIN_OF: Final = "search.retrain_of"  # a re-train: the MLflow run id of its trial
+    SOURCE_TRIAL: Final = "search.source_trial"  # a re-train: its trial's number
+
+
+class Role:
+    """What an MLflow run is (the ``search.role`` tag)."""
+
+    STUDY: Final = "study"  # the study's parent run
+    TRIAL: Final = "trial"
+    RETRAIN: Final = "retrain"
+    LR_FIND: Final = "lr_find"

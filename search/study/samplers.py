@@ -1,0 +1,89 @@
+"""The study's sampler and pruner, from the config's ``sampler`` and ``pruner`` groups.
+
+``name`` picks the Optuna class, the group's other keys are its arguments. One seeding
+rule (``sampler_seed``) for a new study, a continued one and each parallel worker: a
+continued study does not replay the first run's random draws, and two workers do not
+draw the same trials.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from search.cli.errors import HarnessError
+from search.config.compose import as_dict
+from search.config.space import ParamSpec, grid_search_space
+
+__all__ = ["PRUNERS", "SAMPLERS", "make_pruner", "make_sampler", "sampler_seed", "use_sampler"]
+
+SAMPLERS: dict[str, Any] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "qmc": optuna.samplers.QMCSampler,
+    "grid": optuna.samplers.GridSampler,
+}
+PRUNERS: dict[str, Any] = {
+    "median": optuna.pruners.MedianPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "none": optuna.pruners.NopPruner,
+}
+WORKER_SEED_STRIDE = 1000  # worker i's seed is i * 1000 past worker 0's
+
+
+def sampler_seed(seed: int, trials_so_far: int, worker: int = 0) -> int:
+    """The sampler's seed: the config's ``seed``, moved on by the trials the study already
+    has and by the worker's index."""
+    return seed + trials_so_far + WORKER_SEED_STRIDE * worker
+
+
+def use_sampler(
+    study: optuna.Study, cfg: DictConfig, specs: list[ParamSpec], worker: int = 0
+) -> None:
+    """Give ``study`` the config's sampler, seeded by ``sampler_seed``."""
+    seed = sampler_seed(int(cfg.seed), len(study.get_trials(deepcopy=False)), worker)
+    study.sampler = make_sampler(cfg, specs, seed)
+
+
+def make_sampler(cfg: DictConfig, specs: list[ParamSpec], seed: int) -> optuna.samplers.BaseSampler:
+    """``sampler.name`` picks the Optuna sampler; its other keys are the sampler's arguments."""
+    name, kwargs = _name_and_kwargs(cfg, "sampler", SAMPLERS)
+    if name == "grid":
+        kwargs["search_space"] = grid_search_space(specs)
+    if name == "cmaes":
+        kwargs.setdefault("warn_independent_sampling", False)
+    sampler: optuna.samplers.BaseSampler = _construct(
+        "sampler", name, SAMPLERS[name], seed=seed, **kwargs
+    )
+    return sampler
+
+
+def make_pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
+    """``pruner.name`` picks the Optuna pruner; its other keys are the pruner's arguments."""
+    name, kwargs = _name_and_kwargs(cfg, "pruner", PRUNERS)
+    pruner: optuna.pruners.BasePruner = _construct("pruner", name, PRUNERS[name], **kwargs)
+    return pruner
+
+
+def _name_and_kwargs(
+    cfg: DictConfig, key: str, table: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    section = cfg[key]
+    if isinstance(section, str):
+        section = OmegaConf.create({"name": section})
+    kwargs = as_dict(section)
+    name = str(kwargs.pop("name", ""))
+    if name not in table:
+        raise HarnessError(f"{key}: unknown {key} '{name}'; use one of: {', '.join(table)}")
+    return name, kwargs
+
+
+def _construct(kind: str, name: str, cls: Any, **kwargs: Any) -> Any:
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"{kind}={name}: bad arguments ({exc})") from None

@@ -1,0 +1,69 @@
+"""One trial's life, on Keras: its config (``objective.trial_config``), its MLflow run, the
+fit (``fit``) with the harness's callbacks (``callbacks``: epochs, the NaN guard), the
+diagnostics (``diagnostics``: stuck at chance, dead ReLUs, gradients), the test-set and MC
+Dropout figures (``evaluation``), the learning-rate range test (``lr_range``), the history
+artifacts (``history``), its graphs released (``graphs``), and its end recorded with
+``search.study.outcome``. ``worker`` runs the objective on the study's trial loop."""
+
+from __future__ import annotations
+
+from search.trial.callbacks import EpochRecorder, TrialDiverged
+from search.trial.diagnostics import (
+    ChanceDetector,
+    StuckAtChance,
+    dead_unit_fractions,
+    gradient_norms,
+    gradient_summary,
+)
+from search.trial.evaluation import (
+    classification_metrics,
+    evaluate_test_set,
+    expected_calibration_error,
+    mc_dropout_model,
+    mc_predict,
+)
+from search.trial.fit import FitResult, build_compiled, fit_config, preflight
+from search.trial.graphs import released_graphs
+from search.trial.history import save_history, summarize_epochs
+from search.trial.lr_range import (
+    LRFinding,
+    find_learning_rate,
+    plot_lr_curve,
+    resolve_auto_lr,
+    suggest,
+    write_finding,
+)
+from search.trial.objective import make_objective, trial_config
+from search.trial.worker import work, work_in_process
+
+__all__ = [
+    "ChanceDetector",
+    "EpochRecorder",
+    "FitResult",
+    "LRFinding",
+    "StuckAtChance",
+    "TrialDiverged",
+    "build_compiled",
+    "classification_metrics",
+    "dead_unit_fractions",
+    "evaluate_test_set",
+    "expected_calibration_error",
+    "find_learning_rate",
+    "fit_config",
+    "gradient_norms",
+    "gradient_summary",
+    "make_objective",
+    "mc_dropout_model",
+    "mc_predict",
+    "plot_lr_curve",
+    "preflight",
+    "released_graphs",
+    "resolve_auto_lr",
+    "save_history",
+    "suggest",
+    "summarize_epochs",
+    "trial_config",
+    "work",
+    "work_in_process",
+    "write_finding",
+]

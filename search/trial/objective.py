@@ -1,0 +1,151 @@
+"""The Optuna objective: one trial = sample, track, train, report.
+
+The trial's MLflow run opens when it starts and is closed in every case, with what
+``search.study.outcome`` makes of the trial's end: a returned value (COMPLETE), a pruning
+or a diagnosis (stuck at chance, diverged: PRUNED), an error (FAIL) or an interrupt
+(FAIL, the run KILLED). The exception goes on to the trial loop, which tells Optuna the
+same state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import psutil
+from omegaconf import DictConfig, OmegaConf
+from optuna_integration import KerasPruningCallback
+
+from search.cli.signals import interruptible
+from search.config.compose import as_dict, resolved_copy
+from search.config.space import ParamSpec, apply_params, sample_params
+from search.data.splits import Splits
+from search.study.names import Attr
+from search.study.outcome import Outcome, outcome_of
+from search.tracking.runs import TrialRun
+from search.tracking.tracker import StudyTracker
+from search.trial.callbacks import EpochRecorder
+from search.trial.fit import FitResult, fit_config
+from search.trial.graphs import released_graphs
+from search.trial.history import save_history, summarize_epochs
+from search.trial.lr_range import resolve_auto_lr, write_finding
+
+__all__ = ["LR_KEY", "make_objective", "trial_config"]
+
+log = logging.getLogger("search")
+LR_KEY = "optimizer.learning_rate"
+
+
+def trial_config(
+    cfg: DictConfig, trial: optuna.trial.BaseTrial, specs: list[ParamSpec]
+) -> tuple[DictConfig, dict[str, Any]]:
+    """The trial's resolved config: sampled values applied, ``seed`` = base seed + trial number."""
+    sampled = sample_params(trial, specs, cfg)
+    out = apply_params(resolved_copy(cfg), sampled)
+    out.seed = int(cfg.seed) + int(trial.number)
+    return out, sampled
+
+
+def make_objective(
+    cfg: DictConfig, specs: list[ParamSpec], splits: Splits, tracker: StudyTracker
+) -> Callable[[optuna.Trial], float]:
+    def objective(trial: optuna.Trial) -> float:
+        with released_graphs():  # the trial's TensorFlow graphs go when it ends
+            return _run_trial(trial, cfg, specs, splits, tracker)
+
+    return objective
+
+
+def _run_trial(
+    trial: optuna.Trial,
+    cfg: DictConfig,
+    specs: list[ParamSpec],
+    splits: Splits,
+    tracker: StudyTracker,
+) -> float:
+    config, sampled = trial_config(cfg, trial, specs)
+    auto_lr = str(config.optimizer.learning_rate) == "auto"
+    run = tracker.start_trial(
+        trial.number, sampled, as_dict(config), omit=(LR_KEY,) if auto_lr else ()
+    )
+    recorder = EpochRecorder(sink=run.log_epoch)
+    pruning = KerasPruningCallback(trial, str(cfg.metric))
+    try:  # from here on, whatever happens closes the run
+        if run.run_id:  # empty while the MLflow store is unreachable (sync back-fills)
+            trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
+        trial.set_user_attr(Attr.CONFIG, as_dict(config))
+        with interruptible():  # a Ctrl-C held since the ask raises here (search.cli.signals)
+            source = "search" if LR_KEY in sampled else "config"
+            if auto_lr:
+                config = _find_lr(config, splits, run, trial)
+                source = "lr_find"
+            run.log_params({f"{LR_KEY}_source": source})
+            result = fit_config(config, splits, recorder, callbacks=[pruning])
+    except BaseException as exc:
+        outcome = outcome_of(exc)
+        if outcome.diagnosis == "diverged":
+            _report_last_epoch(trial, recorder, str(cfg.metric))
+        try:
+            _end(trial, run, outcome, recorder, config)
+        except Exception as close_error:  # never hide how the trial ended
+            log.warning(f"trial {trial.number}: could not close its MLflow run ({close_error})")
+        raise
+    _end(trial, run, outcome_of(None), recorder, config, result=result)
+    return result.best_val_accuracy
+
+
+def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Trial) -> DictConfig:
+    """Run the LR range test for this trial's model; log the rate, its cost and the plot."""
+    config, finding = resolve_auto_lr(config, splits)
+    assert finding is not None
+    run.log_params({LR_KEY: finding.suggested_lr})
+    trial.set_user_attr(Attr.CONFIG, as_dict(config))  # export gets the concrete rate
+    trial.set_user_attr(Attr.LR_FIND_SECONDS, finding.seconds)
+    with tempfile.TemporaryDirectory(prefix="search-lrfind-") as tmp:
+        write_finding(finding, Path(tmp), f"trial {trial.number}: LR range test")
+        run.log_files(Path(tmp))
+    run.log_metrics({"lr_find_seconds": finding.seconds})
+    return config
+
+
+def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, metric: str) -> None:
+    """Report the diverged epoch's validation figure (the pruning callback never saw it)."""
+    if recorder.rows:
+        row = recorder.rows[-1]
+        value = row.get(metric, 0.0)
+        trial.report(value if math.isfinite(value) else 0.0, step=int(row["epoch"]))
+
+
+def _rss_mb() -> float:
+    """Resident memory of this worker process, MiB."""
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def _end(
+    trial: optuna.Trial,
+    run: TrialRun,
+    outcome: Outcome,
+    recorder: EpochRecorder,
+    config: DictConfig,
+    result: FitResult | None = None,
+) -> None:
+    """Record the outcome on the trial (final metrics in one user attr: one storage write)
+    and close its MLflow run with the same metrics, the outcome's tags and the artifacts."""
+    metrics = result.metrics if result else summarize_epochs(recorder.rows, str(config.metric))
+    metrics = {**metrics, "worker_rss_mb": _rss_mb()}  # a leak shows as a rising line
+    for key, value in {Attr.METRICS: metrics, **outcome.user_attrs()}.items():
+        trial.set_user_attr(key, value)
+    with tempfile.TemporaryDirectory(prefix="search-trial-") as tmp:
+        out = Path(tmp)
+        OmegaConf.save(config, out / "config.yaml")
+        for name, table in (result.tables if result else {}).items():
+            table.to_csv(out / f"{name}.csv", index=False)
+        if recorder.rows:
+            title = f"{config.study_name} trial {trial.number} ({outcome.state.name})"
+            save_history(recorder.rows, out, title=title)
+        run.finish(outcome, metrics=metrics, artifacts_dir=out)

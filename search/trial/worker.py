@@ -1,0 +1,62 @@
+"""A worker: this package's objective on the study's trial loop, until the study has enough.
+
+``work`` runs in the ``search.run`` process (``workers=1``) or in each worker process of
+``search.study.pool`` (``work_in_process``: it opens the data, the study and the MLflow
+runs of the main process first).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+from omegaconf import DictConfig
+
+from search.cli.errors import first_line
+from search.config.space import ParamSpec, parse_space
+from search.data.splits import Splits, splits_from_config
+from search.study.loop import StopRule, run_trials, settle_heap
+from search.study.progress import FailureGuard, ProgressLine
+from search.study.samplers import make_pruner, use_sampler
+from search.study.storage import open_storage
+from search.tracking.tracker import StudyTracker
+from search.trial.objective import make_objective
+
+__all__ = ["work", "work_in_process"]
+
+
+def work(
+    cfg: DictConfig,
+    specs: list[ParamSpec],
+    splits: Splits,
+    study: optuna.Study,
+    tracker: StudyTracker,
+    prefix: str = "",
+) -> str:
+    """Run this worker's share of the study; returns why it stopped early ("" if it did not)."""
+    guard = FailureGuard(int(cfg.max_failures))
+    settle_heap()
+    run_trials(
+        study,
+        make_objective(cfg, specs, splits, tracker),
+        StopRule(int(cfg.n_trials), cfg.timeout),
+        callbacks=[ProgressLine(logging.getLogger("search"), prefix), guard],
+        should_stop=lambda: bool(guard.message),
+    )
+    return guard.message
+
+
+def work_in_process(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: str) -> str:
+    """Worker ``index`` of a pool: its own data, study and tracker on the shared stores."""
+    specs = parse_space(cfg.space)
+    splits = splits_from_config(cfg.dataset)
+    storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
+    study = optuna.load_study(study_name=str(cfg.study_name), storage=storage)
+    use_sampler(study, cfg, specs, worker=index)  # workers draw different trials
+    study.pruner = make_pruner(cfg)
+    tracker = StudyTracker.from_config(cfg)
+    tracker.attach(experiment_id, parent_run_id)
+    try:
+        return work(cfg, specs, splits, study, tracker, prefix=f"[w{index}] ")
+    except optuna.exceptions.StorageInternalError as exc:
+        return f"worker {index}: storage error ({first_line(exc)})"
