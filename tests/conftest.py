@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from search.storage import open_storage
+from search.study import open_storage
 from tests.services import mlflow_server, postgres_url  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from search.ui import group_alive
+from search.cli import group_alive
 
 SERVER_START_TIMEOUT = 90.0
 SERVER_STOP_TIMEOUT = 15.0

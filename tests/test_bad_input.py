@@ -18,11 +18,11 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.errors import HarnessError
-from search.overrides import command_line_problem
+from models import transfer
+from search.cli import HarnessError, command_line_problem
+from search.config import load_exported
 from search.run import run_study
-from search.storage import open_storage
-from search.train import load_exported
+from search.study import open_storage
 from tests.cifar_fixture import DIR, make_cifar_tarball, write_tar
 from tests.conftest import compose, journal_path, run_cli, tiny
 
@@ -89,21 +89,30 @@ def test_the_cli_refuses_bad_input_in_one_line(
     assert_nothing_created(workdir)
 
 
-def test_transfer_study_offline_imagenet_is_a_clean_error(workdir: Path) -> None:
-    result = run_cli(
-        "search.run",
+def test_transfer_study_offline_imagenet_is_a_clean_error(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline (as here, and made so where the weights are cached): refused before anything."""
+    real, preprocess = transfer.BACKBONES["vgg16"]
+
+    def offline(**kwargs: object) -> object:
+        if kwargs.get("weights") == "imagenet":
+            raise Exception("URL fetch failure on https://example.invalid/vgg16.h5: no network")
+        return real(**kwargs)
+
+    monkeypatch.setitem(transfer.BACKBONES, "vgg16", (offline, preprocess))
+    monkeypatch.chdir(workdir)
+    cfg = compose(
         "study=transfer_vgg16",
         "dataset=digits",
         "n_trials=1",
-        "train.epochs=1",
         "dataset.train_limit=32",
         "space=null",
         f"mlruns_dir={workdir / 'mlruns'}",
-        cwd=workdir,
     )
-    if result.returncode == 0:
-        pytest.skip("ImageNet weights are reachable or cached on this machine")
-    assert_one_line_error(result, "use model.weights=null")
+    with pytest.raises(HarnessError, match="use model.weights=null") as err:
+        run_study(cfg)
+    assert "\n" not in str(err.value) and "URL fetch failure" in str(err.value)
     assert_nothing_created(workdir)
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from search.cli import DataError
 from search.data import load_cifar10_tarball, load_splits
-from search.errors import DataError
 from tests.cifar_fixture import DIR, make_cifar_tarball, write_tar
 
 
@@ -28,7 +28,7 @@ def test_reads_the_standard_tarball(tmp_path: Path) -> None:
 def test_cifar_splits_scale_and_hold_out_validation(tmp_path: Path) -> None:
     path = tmp_path / "cifar-10-python.tar.gz"
     x_train, _, x_test, _ = make_cifar_tarball(path, seed=1)
-    splits = load_splits("cifar10", str(path), val_fraction=0.1, split_seed=0)
+    splits = load_splits("cifar10", str(path), val_fraction=0.1, test_fraction=None, split_seed=0)
     assert (len(splits.x_train), len(splits.x_val), len(splits.x_test)) == (180, 20, 50)
     assert splits.input_shape == (32, 32, 3) and splits.num_classes == 10
     assert splits.x_train.dtype == np.float32
@@ -91,8 +91,9 @@ def test_digits_splits_are_fixed_and_disjoint() -> None:
     np.testing.assert_array_equal(a.x_val, b.x_val)
     assert len(a.x_train) + len(a.x_val) + len(a.x_test) == 1797
     assert a.input_shape == (8, 8, 1) and a.num_classes == 10
-    train_rows = {row.tobytes() for row in a.x_train}
-    assert not any(row.tobytes() in train_rows for row in a.x_test[:50] if row.any())
+    train, val, test = ({row.tobytes() for row in x} for x in (a.x_train, a.x_val, a.x_test))
+    assert len(train) + len(val) + len(test) == 1797  # digits has no duplicate images
+    assert not (train & val) and not (train & test) and not (val & test)
 
 
 def test_data_is_loaded_once_per_process() -> None:
@@ -109,12 +110,12 @@ def test_offline_download_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     load_splits.cache_clear()
     with pytest.raises(DataError) as err:
-        load_splits("cifar10", None)
+        load_splits("cifar10", None, 0.1, None, 0)
     assert "dataset.path=" in str(err.value) and "dataset=digits" in str(err.value)
 
 
 def test_bad_fractions_and_names() -> None:
     with pytest.raises(DataError, match="val_fraction"):
-        load_splits("digits", None, val_fraction=1.5)
+        load_splits("digits", None, val_fraction=1.5, test_fraction=0.2, split_seed=0)
     with pytest.raises(DataError, match="unknown dataset 'mnist'"):
-        load_splits("mnist", None)
+        load_splits("mnist", None, 0.1, None, 0)

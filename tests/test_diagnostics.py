@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from models import build_dense_net
-from search.diagnostics import (
+from search.trial import (
     ChanceDetector,
     StuckAtChance,
     dead_unit_fractions,
@@ -23,10 +23,11 @@ X = np.random.default_rng(0).random((128, 8, 8, 1)).astype("float32")
 Y = np.arange(128) % 10
 CHANCE = {"val_accuracy": 0.1, "val_loss": math.log(10)}
 LEARNING = {"val_accuracy": 0.4, "val_loss": 1.6}
+MARGINS = {"accuracy_margin": 0.03, "loss_margin": 0.05}  # as in studies/harness.yaml
 
 
 def test_chance_needs_consecutive_epochs_of_both_signs() -> None:
-    detector = ChanceDetector(10, epochs=3)
+    detector = ChanceDetector(10, epochs=3, **MARGINS)
     detector.on_epoch_end(0, CHANCE)
     detector.on_epoch_end(1, CHANCE)
     detector.on_epoch_end(2, LEARNING)  # streak broken
@@ -37,7 +38,7 @@ def test_chance_needs_consecutive_epochs_of_both_signs() -> None:
 
 
 def test_a_loss_worse_than_guessing_counts_as_stuck() -> None:
-    detector = ChanceDetector(10, epochs=3)
+    detector = ChanceDetector(10, epochs=3, **MARGINS)
     detector.on_epoch_end(0, {"val_accuracy": 0.097, "val_loss": 2.29})  # a mistake run's
     detector.on_epoch_end(1, {"val_accuracy": 0.097, "val_loss": 2.53})  # losses: around
     with pytest.raises(StuckAtChance):  # ln 10 and above it, never clearly below
@@ -45,9 +46,14 @@ def test_a_loss_worse_than_guessing_counts_as_stuck() -> None:
 
 
 def test_chance_accuracy_with_a_falling_loss_is_not_stuck() -> None:
-    detector = ChanceDetector(10, epochs=2)
-    for epoch in range(5):
-        detector.on_epoch_end(epoch, {"val_accuracy": 0.1, "val_loss": 2.0})  # loss moves
+    detector = ChanceDetector(10, epochs=2, **MARGINS)
+    for epoch, loss in enumerate([2.31, 2.20, 2.10, 2.00, 1.90]):  # from ln 10, then below it
+        detector.on_epoch_end(epoch, {"val_accuracy": 0.1, "val_loss": loss})
+    assert detector.streak == 0  # the loss fell below ln 10 - margin at epoch 1
+    stuck = ChanceDetector(10, epochs=2, **MARGINS)  # the same accuracy with a flat loss
+    stuck.on_epoch_end(0, CHANCE)
+    with pytest.raises(StuckAtChance):
+        stuck.on_epoch_end(1, CHANCE)
 
 
 def test_dead_relus_are_counted_per_layer() -> None:
@@ -80,8 +86,8 @@ def test_gradient_norms_show_vanishing_gradients_in_a_deep_sigmoid_net() -> None
 
 def test_objective_prunes_a_trial_stuck_at_chance(tmp_path: Path) -> None:
     from search.data import splits_from_config
-    from search.objective import make_objective
     from search.tracking import StudyTracker
+    from search.trial import make_objective
     from tests.conftest import compose, tiny
 
     cfg = compose(
@@ -95,7 +101,7 @@ def test_objective_prunes_a_trial_stuck_at_chance(tmp_path: Path) -> None:
             "optimizer.learning_rate=1e-9",
         ),
     )
-    tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
+    tracker = StudyTracker.from_config(cfg)
     tracker.open()
     study = optuna.create_study(direction="maximize")
     study.optimize(make_objective(cfg, [], splits_from_config(cfg.dataset), tracker), n_trials=1)

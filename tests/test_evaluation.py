@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models import build_dense_net
-from search.evaluation import (
+from search.trial import (
     classification_metrics,
     evaluate_test_set,
     expected_calibration_error,
@@ -18,23 +18,26 @@ from search.evaluation import (
 
 X = np.random.default_rng(0).random((64, 8, 8, 1)).astype("float32")
 Y = np.arange(64) % 10
+BINS = 15  # as in studies/harness.yaml
 
 
 def test_metrics_on_known_probabilities() -> None:
     perfect = np.eye(10)[Y]
-    assert classification_metrics(perfect, Y) == pytest.approx(
+    assert classification_metrics(perfect, Y, BINS) == pytest.approx(
         {"accuracy": 1.0, "nll": 0.0, "ece": 0.0}, abs=1e-9
     )
     uniform = np.full((64, 10), 0.1)
-    metrics = classification_metrics(uniform, Y)
+    metrics = classification_metrics(uniform, Y, BINS)
     assert metrics["nll"] == pytest.approx(math.log(10))
+    assert metrics["accuracy"] == pytest.approx(7 / 64)  # argmax 0; 7 of the 64 labels are 0
+    assert metrics["ece"] == pytest.approx(abs(7 / 64 - 0.1))  # one bin, confidence 0.1
 
 
 def test_ece_of_overconfident_predictions() -> None:
     probs = np.full((4, 2), 0.2)
     probs[:, 0] = 0.8  # always class 0 at confidence 0.8
     labels = np.array([0, 0, 1, 1])  # right half the time
-    assert expected_calibration_error(probs, labels) == pytest.approx(0.3)
+    assert expected_calibration_error(probs, labels, BINS) == pytest.approx(0.3)
 
 
 def test_mc_passes_differ_with_dropout_and_not_without() -> None:
@@ -67,7 +70,7 @@ def test_alpha_dropout_is_active_and_batch_norm_stays_in_inference_mode() -> Non
 
 def test_evaluate_test_set_reports_both_views() -> None:
     model = build_dense_net((8, 8, 1), 10, depth=2, width=16, dropout_rate=0.2)
-    out = evaluate_test_set(model, X, Y, mc_samples=4)
+    out = evaluate_test_set(model, X, Y, mc_samples=4, bins=BINS)
     assert set(out) == {
         "test_accuracy",
         "test_nll",
@@ -77,5 +80,9 @@ def test_evaluate_test_set_reports_both_views() -> None:
         "mc_test_ece",
         "mc_predictive_entropy",
     }
-    assert 0.0 <= out["mc_predictive_entropy"] <= math.log(10) + 1e-6
-    assert set(evaluate_test_set(model, X, Y)) == {"test_accuracy", "test_nll", "test_ece"}
+    deterministic = classification_metrics(model.predict(X, verbose=0), Y, BINS)
+    assert out["test_accuracy"] == pytest.approx(deterministic["accuracy"])
+    assert out["test_nll"] == pytest.approx(deterministic["nll"], rel=1e-4)
+    assert out["mc_test_nll"] != pytest.approx(out["test_nll"], rel=1e-6)  # dropout was on
+    plain = evaluate_test_set(model, X, Y, mc_samples=0, bins=BINS)
+    assert plain == pytest.approx({k: out[k] for k in ("test_accuracy", "test_nll", "test_ece")})

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from models import build_model, make_optimizer
-from search.graphs import PREFIX, _gradient_registry, released_graphs
+from search.trial.graphs import PREFIX, _gradient_registry, released_graphs
 
 
 def _fit_once() -> None:
@@ -26,7 +26,7 @@ def _live_graphs() -> int:
 
 def test_trials_inside_released_graphs_leave_no_graph_behind() -> None:
     registry = _gradient_registry()
-    assert registry is not None, "TensorFlow moved its gradient registry: update search.graphs"
+    assert registry is not None, "TensorFlow moved its gradient registry: see search.trial.graphs"
     keras.backend.clear_session()
     start = _live_graphs()
     earlier = {k for k in registry if str(k).startswith(PREFIX)}  # other tests' fits

@@ -9,12 +9,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.callbacks import EpochRecorder
 from search.data import splits_from_config
-from search.lr_find import find_learning_rate, suggest
-from search.objective import make_objective
 from search.tracking import StudyTracker
-from search.training import fit_config
+from search.trial import EpochRecorder, find_learning_rate, fit_config, make_objective, suggest
 from tests.conftest import compose, run_cli, tiny
 
 
@@ -41,7 +38,11 @@ def test_command_logs_plot_and_curve_and_prints_the_rate(workdir: Path) -> None:
     }
     curve = pd.read_csv(client.download_artifacts(run.info.run_id, "lr_find.csv", str(workdir)))
     assert curve["lr"].is_monotonic_increasing and len(curve) >= 20
-    assert 1e-5 < run.data.metrics["suggested_lr"] < 1.0
+    assert curve["lr"].iloc[0] == pytest.approx(1e-6)  # lr_find.min_lr
+    assert curve["smoothed"].min() < curve["smoothed"].iloc[0]  # the loss fell on the way
+    rate = run.data.metrics["suggested_lr"]
+    assert rate == pytest.approx(suggest(curve, divisor=10.0, floor=1e-6))
+    assert f"suggested learning rate: {rate:.3g} " in result.stdout
 
 
 def test_suggested_rate_beats_a_tiny_rate_within_a_few_epochs(tmp_path: Path) -> None:
@@ -51,6 +52,8 @@ def test_suggested_rate_beats_a_tiny_rate_within_a_few_epochs(tmp_path: Path) ->
     cfg = compose("study=deep_dnn", *overrides, "train.epochs=3", "train.patience=3")
     splits = splits_from_config(cfg.dataset)
     finding = find_learning_rate(cfg, splits)
+    assert finding.curve["lr"].iloc[0] == pytest.approx(1e-6)
+    assert finding.suggested_lr == pytest.approx(suggest(finding.curve, 10.0, 1e-6))
     scores = {}
     for rate in (finding.suggested_lr, 1e-5):
         cfg.optimizer.learning_rate = rate
@@ -60,7 +63,7 @@ def test_suggested_rate_beats_a_tiny_rate_within_a_few_epochs(tmp_path: Path) ->
 
 def test_auto_learning_rate_in_a_trial(tmp_path: Path) -> None:
     cfg = compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "optimizer.learning_rate=auto"))
-    tracker = StudyTracker(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
+    tracker = StudyTracker.from_config(cfg)
     tracker.open()
     study = optuna.create_study(direction="maximize")
     objective = make_objective(cfg, [], splits_from_config(cfg.dataset), tracker)
@@ -69,7 +72,14 @@ def test_auto_learning_rate_in_a_trial(tmp_path: Path) -> None:
     run = tracker.client.get_run(trial.user_attrs["mlflow_run_id"])
     rate = float(run.data.params["optimizer.learning_rate"])
     assert run.data.params["optimizer.learning_rate_source"] == "lr_find"
-    assert 0 < rate < 10
+    assert {"lr_find.png", "lr_find.csv"} <= {
+        a.path for a in tracker.client.list_artifacts(run.info.run_id)
+    }
+    local = tracker.client.download_artifacts(run.info.run_id, "lr_find.csv", str(tmp_path))
+    assert rate == pytest.approx(suggest(pd.read_csv(local), divisor=10.0, floor=1e-6))
     assert trial.user_attrs["config"]["optimizer"]["learning_rate"] == pytest.approx(rate)
-    assert run.data.metrics["lr_find_seconds"] > 0
-    assert "lr_find.png" in {a.path for a in tracker.client.list_artifacts(run.info.run_id)}
+    trained_at = tracker.client.get_metric_history(run.info.run_id, "learning_rate")
+    assert trained_at and all(m.value == pytest.approx(rate, rel=1e-6) for m in trained_at)
+    seconds = run.data.metrics["lr_find_seconds"]
+    assert seconds == pytest.approx(trial.user_attrs["lr_find_seconds"])
+    assert seconds < (run.info.end_time - run.info.start_time) / 1000  # part of the trial

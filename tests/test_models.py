@@ -36,7 +36,13 @@ def test_batch_norm_and_dropout_variants() -> None:
 
 
 def test_registry_and_bad_arguments() -> None:
-    assert build_model("dense", (8, 8, 1), 10, depth=2, width=4).count_params() > 0
+    model = build_model("dense", (8, 8, 1), 10, depth=2, width=4)
+    assert model.count_params() == (64 * 4 + 4) + (4 * 4 + 4) + (4 * 10 + 10)
+    assert [layer.name for layer in _layers(model, keras.layers.Dense)] == [
+        "dense_1",
+        "dense_2",
+        "output",
+    ]
     with pytest.raises(ValueError, match="unknown model.builder 'cnn'"):
         build_model("cnn", (8, 8, 1), 10)
     with pytest.raises(ValueError, match="dropout_rate"):
@@ -59,6 +65,8 @@ def test_optimizers(name: str, cls: type) -> None:
     assert float(opt.learning_rate) == pytest.approx(0.01)
     if name == "sgd":
         assert opt.momentum == 0.9 and opt.nesterov is True
+    if name == "rmsprop":
+        assert opt.momentum == 0.9
 
 
 def test_optimizer_rejects_nonsense() -> None:
@@ -72,14 +80,17 @@ def test_optimizer_rejects_nonsense() -> None:
 def test_every_course_activation_builds_and_predicts(activation: str) -> None:
     model = build_dense_net((8, 8, 1), 10, depth=2, width=8, activation=activation)
     assert model(np.ones((2, 8, 8, 1), "float32")).shape == (2, 10)
+    activations = _layers(model, keras.layers.Activation)
+    assert [layer.activation.__name__ for layer in activations] == [activation] * 2
 
 
 def test_constant_initializer_puts_the_same_value_everywhere() -> None:
     model = build_dense_net((8, 8, 1), 10, depth=3, width=8, initializer="constant")
     kernel = model.get_layer("dense_2").get_weights()[0]
-    assert np.all(kernel == kernel.flat[0])
+    np.testing.assert_allclose(kernel, 0.05, rtol=1e-6)  # model.constant_value's default
     hidden = keras.Model(model.input, model.get_layer("elu_3").output)
     out = hidden(np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")).numpy()
+    assert np.all(out > 0)  # positive inputs, positive weights, zero bias
     assert np.allclose(out, out[:, :1])  # every unit of a layer computes the same thing
 
 
@@ -107,7 +118,9 @@ def test_selu_variant_standardises_with_training_stats_and_uses_alpha_dropout() 
 
 def test_input_batch_norm_and_unknown_choices() -> None:
     model = build_dense_net((8, 8, 1), 10, depth=2, width=8, input_batch_norm=True)
-    assert model.get_layer("bn_input") is not None
+    assert isinstance(model.get_layer("bn_input"), keras.layers.BatchNormalization)
+    assert [layer.name for layer in model.layers[:4]] == ["image", "flatten", "bn_input", "dense_1"]
+    assert len(_layers(model, keras.layers.BatchNormalization)) == 1
     for kwargs in ({"activation": "swish"}, {"initializer": "zeros"}, {"dropout": "gaussian"}):
         with pytest.raises(ValueError, match="is not one of"):
             build_dense_net((8, 8, 1), 10, **kwargs)  # type: ignore[arg-type]

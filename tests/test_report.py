@@ -13,10 +13,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from search.errors import HarnessError
+from search.cli import HarnessError
+from search.config import load_exported
 from search.report import epochs_to_reach, run_report, write_report
-from search.storage import open_storage
-from search.train import load_exported
+from search.study import open_storage
 from tests.browser import assert_report_renders
 from tests.browser import browser_fixture as browser_fixture  # the `browser` fixture
 from tests.conftest import compose, journal_path, run_cli, study_in, tiny
@@ -121,10 +121,16 @@ def test_the_report_renders_in_a_browser_with_its_plots(by_bn: Path, browser: An
     assert "model.batch_norm" in text and "epochs to 95" in text
 
 
-def test_mc_dropout_table_and_figure(by_bn: Path) -> None:
+def test_mc_dropout_table_and_figure(work: Path, by_bn: Path) -> None:
     page = (by_bn / "report.html").read_text(encoding="utf-8")
     section = page.split("<h2>MC Dropout vs deterministic</h2>")[1].split("<h2>")[0]
     assert "<table" in section and "MC accuracy" in section and IMAGE in section
+    complete = [t for t in study_in(work).trials if t.state == optuna.trial.TrialState.COMPLETE]
+    top = max(complete, key=lambda t: float(t.value or 0.0))
+    metrics = top.user_attrs["metrics"]
+    assert f"{metrics['mc_test_accuracy']:.4f}" in section  # the best trial's own MC figures
+    assert f"{metrics['test_accuracy']:.4f}" in section
+    assert "nan" not in section.lower()
     assert (by_bn / "figures" / "mc_dropout.png").stat().st_size > 1000
 
 

@@ -54,7 +54,9 @@ def test_two_machines_share_a_study_on_postgres_and_an_mlflow_server(
     assert_one_run_per_trial(study, client)
     run = next(iter(child_runs(client).values()))[0]
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # uploaded through the server
-    assert client.list_artifacts(run.info.run_id)
+    assert {"config.yaml", "history.csv"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }
 
 
 def test_kill_9_on_postgres_fails_the_trial_and_kills_its_run(
@@ -110,7 +112,8 @@ def test_mlflow_server_down_mid_study_then_sync_backfills(
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         trial = study.trials[int(run.data.tags["optuna.trial_number"])]
         assert {m.step: m.value for m in history} == trial.intermediate_values
-        assert run.data.params["optimizer.learning_rate"]
+        learning_rate = float(run.data.params["optimizer.learning_rate"])
+        assert learning_rate == pytest.approx(trial.params["optimizer.learning_rate"])
 
     again = run_cli("search.sync", *args, f"mlruns_dir={workdir / 'mlruns'}", cwd=workdir)
     assert again.returncode == 0 and "0 run(s) back-filled, 0 closed" in again.stdout

@@ -13,18 +13,17 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import search.signals
-import search.worker
-from search.errors import Terminated
-from search.signals import held, install_handlers, interruptible
-from search.worker import StopRule, run_trials
+import search.cli.signals
+import search.study.loop
+from search.cli import Terminated, held, install_handlers, interruptible
+from search.study import StopRule, run_trials
 
 
 @pytest.fixture(autouse=True)
 def handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """This process's handlers for each test, and a signal it received forgotten after it
     (it stays remembered on purpose: later tests' trial loops would raise it)."""
-    monkeypatch.setattr(search.signals, "_received", [])
+    monkeypatch.setattr(search.cli.signals, "_received", [])
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     hook = sys.unraisablehook
     install_handlers()
@@ -56,7 +55,7 @@ def test_a_held_signal_waits_for_the_next_interruptible_block() -> None:
 def test_a_signal_during_the_ask_fails_the_trial_instead_of_leaving_it_running(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_ask = search.worker._ask
+    real_ask = search.study.loop._ask
 
     def ask_then_signal(study: optuna.Study) -> optuna.Trial:
         trial = real_ask(study)  # the storage holds it as RUNNING now
@@ -67,7 +66,7 @@ def test_a_signal_during_the_ask_fails_the_trial_instead_of_leaving_it_running(
         with interruptible():  # as the real objective does around training
             return trial.suggest_float("x", 0.0, 1.0)
 
-    monkeypatch.setattr(search.worker, "_ask", ask_then_signal)
+    monkeypatch.setattr(search.study.loop, "_ask", ask_then_signal)
     study = _study()
     with pytest.raises(Terminated):
         run_trials(study, objective, StopRule(n_trials=3))

@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from search.errors import SpaceError
-from search.space import (
+from search.cli import SpaceError
+from search.config import (
     apply_params,
     grid_search_space,
     parse_space,

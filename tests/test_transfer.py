@@ -21,7 +21,10 @@ def test_frozen_backbone_trains_only_the_head() -> None:
     assert not _backbone(model).trainable
     names = {v.path.split("/")[0] for v in model.trainable_variables}
     assert names == {"head_1", "head_2", "output"}
-    assert model.get_layer("preprocess_input") is not None
+    preprocess = model.get_layer("preprocess_input")
+    assert isinstance(preprocess, BackbonePreprocess) and preprocess.backbone == "vgg16"
+    names = [layer.name for layer in model.layers]
+    assert names.index("preprocess_input") < names.index(_backbone(model).name)
     assert model(np.zeros((2, 32, 32, 3), "float32")).shape == (2, 10)
 
 

@@ -15,12 +15,17 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search.orphans import WORKER_ATTR, reap_orphans, worker_alive, worker_id
-from search.progress import FailureGuard
-from search.storage import open_storage
-from search.sync import sync_study
-from search.tracking import StudyTracker
-from search.worker import StopRule, run_trials
+from search.study import (
+    Attr,
+    FailureGuard,
+    StopRule,
+    open_storage,
+    reap_orphans,
+    run_trials,
+    worker_alive,
+    worker_id,
+)
+from search.tracking import StudyTracker, sync_study
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -96,10 +101,16 @@ def test_max_failures_in_a_row_stops_the_loop() -> None:
     assert "stopped after 3 failed trials in a row" in guard.message
 
 
-def test_timeout_ends_the_loop() -> None:
-    study = _study()
-    rule = StopRule(n_trials=1000, timeout=1e-9)
-    assert run_trials(study, _objective, rule) == 0
+def test_timeout_ends_the_loop_between_trials() -> None:
+    clock = [0.0]
+
+    def slow(trial: optuna.Trial) -> float:  # each trial takes 4 s on the rule's clock
+        clock[0] += 4.0
+        return 0.5
+
+    rule = StopRule(n_trials=1000, timeout=10.0, started=0.0, clock=lambda: clock[0])
+    assert run_trials(_study(), slow, rule) == 3  # started at 0, 4 and 8 s; at 12 s: time up
+    assert rule.time_up() and not StopRule(n_trials=1, timeout=None).time_up()
 
 
 def _dead_pid() -> int:
@@ -129,7 +140,7 @@ def test_reap_orphans_fails_only_trials_of_dead_workers_here(tmp_path: Path) -> 
         worker_id(),  # alive (this process)
         f"other-host:{os.getpid()}:1.00",  # another machine: heartbeats' job
     ):
-        study.ask().set_user_attr(WORKER_ATTR, worker)
+        study.ask().set_user_attr(Attr.WORKER, worker)
     reaped = reap_orphans(study)
     assert [t.number for t in reaped] == [0]
     states = [t.state for t in study.trials]
@@ -195,7 +206,7 @@ def test_rdb_heartbeats_fail_a_silent_worker_on_another_machine(tmp_path: Path) 
     storage = open_storage(f"sqlite:///{tmp_path}/o.db", heartbeat_interval=1)
     study = optuna.create_study(study_name="s", storage=storage)
     remote = study.ask()
-    remote.set_user_attr(WORKER_ATTR, f"other-host:{os.getpid()}:1.00")
+    remote.set_user_attr(Attr.WORKER, f"other-host:{os.getpid()}:1.00")
     storage.record_heartbeat(remote._trial_id)  # then that machine goes silent
     assert reap_orphans(study) == []  # not ours to judge
     time.sleep(3.5)  # past the grace period (2 x heartbeat_interval; SQLite keeps seconds)
