@@ -1,7 +1,11 @@
 """Hyperparameter search and experiment tracking for Keras: Optuna studies, MLflow runs.
 
-Entry points: ``python -m search.run`` (run or continue a study), ``search.export``
-(best config + trials table), ``search.train`` (re-train an exported config).
+The modules on this level are the commands (``python -m search.<command>``): ``run`` (run or
+continue a study), ``export`` (best config + trials table), ``train`` (re-train an exported
+config), ``sync`` (MLflow brought up to date with the study), ``ui`` (the MLflow UI),
+``lr_find`` (the learning-rate range test) and ``report`` (a study's answer in HTML). The
+machinery is in subpackages, each importing only those before it: ``cli``, ``config``,
+``data``, ``study`` (Optuna), ``tracking`` (MLflow), ``trial`` (Keras).
 """
 
 from __future__ import annotations

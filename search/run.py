@@ -1,6 +1,7 @@
 """``python -m search.run study=<name> [key=value ...]``: run or continue an Optuna study.
 
-Reads top to bottom: check the config and its search space (``search.config``), load the
+Reads top to bottom: check the config, its search space (``search.config``) and the
+sampler and pruner it names (``search.study``), load the
 data once (``search.data``), build the study's model once (``search.trial``), reach the
 MLflow store (``search.tracking``), open the Optuna study (``search.study``), fail the
 trials of workers that died and bring MLflow up to date with the study, run trials (here,
@@ -28,6 +29,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     config.check_config(cfg)
     specs = config.parse_space(cfg.space)
     config.validate_space_keys(specs, cfg)
+    study.check_sampling(cfg, specs)
     splits = data.splits_from_config(cfg.dataset)
     trial.preflight(cfg, splits)
     log.info(

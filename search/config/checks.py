@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from importlib.metadata import entry_points
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -75,19 +76,41 @@ def check_tracking_uri(uri: str) -> None:
         )
 
 
+# whole-number keys and their least value: the harness reads them as they are
+_WHOLE = {
+    "n_trials": 1,
+    "train.epochs": 1,
+    "train.batch_size": 1,
+    "train.patience": 0,
+    "train.verbose": 0,
+    "max_failures": 1,
+    "workers": 1,
+    "heartbeat_interval": 1,
+    "dataset.split_seed": 0,
+    "diagnostics.probe_examples": 1,
+    "diagnostics.chance_epochs": 1,
+    "evaluate.ece_bins": 1,
+    "evaluate.mc_dropout_samples": 0,
+}
+# number keys: (least value, whether the least value itself is allowed, largest or None)
+_NUMBERS: dict[str, tuple[float, bool, float | None]] = {
+    "diagnostics.chance_accuracy_margin": (0.0, True, None),
+    "diagnostics.chance_loss_margin": (0.0, True, None),
+    "lr_find.epochs": (0.0, False, None),
+    "lr_find.smoothing": (0.0, True, 0.999),
+    "lr_find.stop_factor": (1.0, False, None),
+    "lr_find.divisor": (0.0, False, None),
+}
+
+
 def check_config(cfg: DictConfig) -> None:
     check_study_name(str(cfg.study_name))
     check_storage(str(cfg.storage))
     check_tracking_uri(str(cfg.tracking_uri))
-    _positive_int(cfg, "n_trials", cfg.n_trials)
-    _positive_int(cfg, "train.epochs", cfg.train.epochs)
-    _positive_int(cfg, "train.batch_size", cfg.train.batch_size)
-    _positive_int(cfg, "max_failures", cfg.max_failures)
-    _positive_int(cfg, "workers", cfg.workers)
-    _positive_int(cfg, "heartbeat_interval", cfg.heartbeat_interval)
-    patience = cfg.train.patience
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-        raise HarnessError(f"train.patience must be a whole number >= 0, got {patience!r}")
+    for key, least in _WHOLE.items():
+        _whole(key, OmegaConf.select(cfg, key), least)
+    for key, (low, inclusive, high) in _NUMBERS.items():
+        _number(key, OmegaConf.select(cfg, key), low, inclusive, high)
     timeout = cfg.timeout
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
@@ -104,6 +127,20 @@ def check_config(cfg: DictConfig) -> None:
         raise HarnessError(f"direction must be maximize or minimize, got {cfg.direction}")
 
 
-def _positive_int(cfg: DictConfig, key: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise HarnessError(f"{key} must be a positive whole number, got {value!r}")
+def _whole(key: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        what = "a positive whole number" if least == 1 else f"a whole number >= {least}"
+        raise HarnessError(f"{key} must be {what}, got {value!r}")
+
+
+def _number(key: str, value: object, low: float, inclusive: bool, high: float | None) -> None:
+    valid = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= low if inclusive else value > low)
+        and (high is None or value <= high)
+    )
+    if not valid:
+        bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high else "")
+        raise HarnessError(f"{key} must be a number {bound}, got {value!r}")

@@ -22,10 +22,12 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from search.cli.errors import HarnessError
 from search.study.names import Attr
+from search.study.outcome import DIVERGED, STUCK_AT_CHANCE
+from search.study.storage import ENDED
 from search.tracking.summary import trials_frame
 
 __all__ = [
@@ -38,7 +40,6 @@ __all__ = [
     "steady_epochs",
 ]
 
-_OUTCOMES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _SCORED = ("COMPLETE", "PRUNED")  # states whose value counts as a result
 _FRACTION = 0.95  # "epochs to 95 % of the best"
 _BINS = 3  # quantile bins of a continuous param
@@ -80,7 +81,7 @@ def build_arms(
     named after the study with neither."""
     frames, objects = [], {}
     for study in studies:
-        trials = {t.number: t for t in study.get_trials(deepcopy=False, states=_OUTCOMES)}
+        trials = {t.number: t for t in study.get_trials(deepcopy=False, states=ENDED)}
         frame = trials_frame(study)
         frame = frame[frame["number"].isin(trials)].copy() if not frame.empty else frame
         if frame.empty or not (frame["state"].isin(_SCORED) & frame["value"].notna()).any():
@@ -214,8 +215,8 @@ def arm_table(arms: Arms) -> pd.DataFrame:
                 "complete": int((trials["state"] == "COMPLETE").sum()),
                 "pruned": int((trials["state"] == "PRUNED").sum()),
                 "failed": int((trials["state"] == "FAIL").sum()),
-                "stuck_at_chance": int((diagnosis == "stuck_at_chance").sum()),
-                "diverged": int((diagnosis == "diverged").sum()),
+                STUCK_AT_CHANCE: int((diagnosis == STUCK_AT_CHANCE).sum()),
+                DIVERGED: int((diagnosis == DIVERGED).sum()),
                 "best_value": _float(best),
                 "median_value": _float(scored["value"].median()),
                 "epochs_to_95": _median([e for e in own if e is not None]),

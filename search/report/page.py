@@ -13,6 +13,7 @@ import pandas as pd
 
 from search.report.arms import Arms, _num
 from search.report.best import BestConfig
+from search.study.outcome import DIVERGED, STUCK_AT_CHANCE
 
 __all__ = ["Report", "answer", "render_html"]
 
@@ -51,7 +52,7 @@ def answer(arms: Arms, table: pd.DataFrame, mc: pd.DataFrame) -> str:
             f"{versus('seconds_per_epoch', _sec)} s/epoch; "
             f"test accuracy of the best trial {versus('test_accuracy', _acc)}"
         )
-        for column, what in (("stuck_at_chance", "stuck at chance"), ("diverged", "diverged")):
+        for column, what in ((STUCK_AT_CHANCE, "stuck at chance"), (DIVERGED, "diverged")):
             if table[column].sum():
                 text += f"; {what} {versus(column, lambda v: str(int(v)))}"
         counts = ranked[["complete", "pruned"]].sum(axis=1)
@@ -89,8 +90,8 @@ _HEADERS = {
     "seconds_per_epoch": "s/epoch",
     "pruned": "pruned",
     "failed": "failed",
-    "stuck_at_chance": "stuck at chance",
-    "diverged": "diverged",
+    STUCK_AT_CHANCE: "stuck at chance",
+    DIVERGED: "diverged",
     "best_trial": "best trial",
     "test_accuracy": "test accuracy",
 }

@@ -12,7 +12,9 @@ from search.study.loop import Callback, Objective, StopRule, run_trials, settle_
 from search.study.names import Attr, Role, Tag
 from search.study.orphans import mark_worker, reap_orphans, worker_alive, worker_id
 from search.study.outcome import (
+    DIVERGED,
     OUTCOMES,
+    STUCK_AT_CHANCE,
     Diagnosed,
     Outcome,
     describe,
@@ -22,8 +24,15 @@ from search.study.outcome import (
 )
 from search.study.pool import WorkerEnd, WorkerTarget, run_pool, threads_per_worker
 from search.study.progress import FailureGuard, ProgressLine
-from search.study.samplers import make_pruner, make_sampler, sampler_seed, use_sampler
+from search.study.samplers import (
+    check_sampling,
+    make_pruner,
+    make_sampler,
+    sampler_seed,
+    use_sampler,
+)
 from search.study.storage import (
+    ENDED,
     FINISHED,
     count_finished,
     load_existing_study,
@@ -32,8 +41,11 @@ from search.study.storage import (
 )
 
 __all__ = [
+    "DIVERGED",
+    "ENDED",
     "FINISHED",
     "OUTCOMES",
+    "STUCK_AT_CHANCE",
     "Attr",
     "Callback",
     "Diagnosed",
@@ -46,6 +58,7 @@ __all__ = [
     "Tag",
     "WorkerEnd",
     "WorkerTarget",
+    "check_sampling",
     "count_finished",
     "describe",
     "load_existing_study",

@@ -1,6 +1,7 @@
 """The Optuna internals the trial loop and orphan reaping need, in one place.
 
-Checked against Optuna 5.0.0. Each has no public equivalent there:
+Checked against Optuna 5.1.0 (the version installed; pyproject admits 5.x). None has a
+public equivalent there:
 
 - ``heartbeat``: ``study.optimize`` runs the RDB storage's heartbeat thread around each
   trial (``optuna.storages._heartbeat.get_heartbeat_thread``); our own loop must do the

@@ -36,9 +36,12 @@ class Tag:
     STATE: Final = "optuna.state"  # the trial's Optuna state (RUNNING until it ends)
     DIAGNOSIS: Final = "diagnosis"
     ERROR: Final = "error"
-    BACKFILLED: Final = "search.backfilled"  # made by search.sync from the Optuna trial
+    BACKFILLED: Final = "search.backfilled"  # made from the Optuna trial (search.tracking.sync)
     RETRAIN_OF: Final = "search.retrain_of"  # a re-train: the MLflow run id of its trial
     SOURCE_TRIAL: Final = "search.source_trial"  # a re-train: its trial's number
+    BEST_TRIAL: Final = "best_trial"  # the parent run: the study's best trial number
+    BEST_RUN_ID: Final = "best_mlflow_run_id"  # the parent run: that trial's MLflow run
+    BEST_PARAM: Final = "best."  # the parent run: prefix of the best trial's params
 
 
 class Role:

@@ -34,7 +34,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.study.names import Attr, Tag
 
-__all__ = ["OUTCOMES", "Diagnosed", "Outcome", "describe", "orphaned", "outcome_of", "recorded"]
+__all__ = [
+    "DIVERGED",
+    "OUTCOMES",
+    "STUCK_AT_CHANCE",
+    "Diagnosed",
+    "Outcome",
+    "describe",
+    "orphaned",
+    "outcome_of",
+    "recorded",
+]
 
 
 class Diagnosed(optuna.TrialPruned):
@@ -43,17 +53,18 @@ class Diagnosed(optuna.TrialPruned):
     diagnosis: ClassVar[str] = ""
 
 
+STUCK_AT_CHANCE, DIVERGED = "stuck_at_chance", "diverged"  # the diagnoses
+_DIAGNOSES = (STUCK_AT_CHANCE, DIVERGED)
 # name -> (Optuna state, MLflow run status, whether the error is recorded)
 OUTCOMES: dict[str, tuple[TrialState, str, bool]] = {
     "returned": (TrialState.COMPLETE, "FINISHED", False),
     "pruned": (TrialState.PRUNED, "FINISHED", False),
-    "stuck_at_chance": (TrialState.PRUNED, "FINISHED", False),
-    "diverged": (TrialState.PRUNED, "FINISHED", True),
+    STUCK_AT_CHANCE: (TrialState.PRUNED, "FINISHED", False),
+    DIVERGED: (TrialState.PRUNED, "FINISHED", True),
     "raised": (TrialState.FAIL, "FAILED", True),
     "interrupted": (TrialState.FAIL, "KILLED", True),
     "orphaned": (TrialState.FAIL, "KILLED", True),
 }
-_DIAGNOSES = ("stuck_at_chance", "diverged")
 
 
 @dataclass(frozen=True)

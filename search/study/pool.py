@@ -1,12 +1,12 @@
 """``workers=N``: N worker processes on this machine share one study.
 
 Processes, not threads (Keras and the GIL), started with ``spawn`` (TensorFlow does not
-survive a fork). Each runs ``target`` (``search.trial.worker.work_in_process``: load the
-data, open the study through the storage, the journal file by default, safe for parallel
-writers, and run the trial loop); TensorFlow gets cores / N threads in each, so N workers
-do not oversubscribe the machine. Ctrl-C reaches every worker from the terminal; a SIGTERM or
-SIGINT sent to this process alone is forwarded. Each worker closes its running trial and
-sends back how it ended.
+survive a fork). Each runs ``target`` (``search.trial.worker.work_in_process``: it gives
+TensorFlow cores / N threads, ``threads_per_worker``, so N workers do not oversubscribe the
+machine, loads the data, opens the study through the storage, the journal file by default,
+safe for parallel writers, and runs the trial loop). Ctrl-C reaches every worker from the
+terminal; a SIGTERM or SIGINT sent to this process alone is forwarded. Each worker closes
+its running trial and sends back how it ended.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from search.config.compose import as_dict, resolved_copy
 
 __all__ = ["WorkerEnd", "WorkerTarget", "run_pool", "threads_per_worker"]
 
-# what a worker process runs: (config, worker index, experiment id, parent run id) -> why it
-# stopped early ("" if it did not)
-WorkerTarget = Callable[[DictConfig, int, str, str], str]
+# what a worker process runs: (config, worker index, worker count, experiment id, parent run
+# id) -> why it stopped early ("" if it did not)
+WorkerTarget = Callable[[DictConfig, int, int, str, str], str]
 log = logging.getLogger("search")
 
 
@@ -95,9 +95,8 @@ def _worker_main(
 ) -> None:
     install_handlers()
     setup_logging()
-    _limit_threads(threads_per_worker(workers))
     try:
-        message = target(OmegaConf.create(config), index, experiment_id, parent_run_id)
+        message = target(OmegaConf.create(config), index, workers, experiment_id, parent_run_id)
     except HarnessError as exc:
         message = str(exc)
     except KeyboardInterrupt as exc:
@@ -105,10 +104,3 @@ def _worker_main(
     if message:
         messages.put((index, message))
         sys.exit(EXIT_USAGE)
-
-
-def _limit_threads(threads: int) -> None:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -17,7 +17,15 @@ from search.cli.errors import HarnessError
 from search.config.compose import as_dict
 from search.config.space import ParamSpec, grid_search_space
 
-__all__ = ["PRUNERS", "SAMPLERS", "make_pruner", "make_sampler", "sampler_seed", "use_sampler"]
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "check_sampling",
+    "make_pruner",
+    "make_sampler",
+    "sampler_seed",
+    "use_sampler",
+]
 
 SAMPLERS: dict[str, Any] = {
     "tpe": optuna.samplers.TPESampler,
@@ -39,6 +47,13 @@ def sampler_seed(seed: int, trials_so_far: int, worker: int = 0) -> int:
     """The sampler's seed: the config's ``seed``, moved on by the trials the study already
     has and by the worker's index."""
     return seed + trials_so_far + WORKER_SEED_STRIDE * worker
+
+
+def check_sampling(cfg: DictConfig, specs: list[ParamSpec]) -> None:
+    """Build the config's sampler and pruner once, so that bad arguments (a grid over an
+    unstepped float, an unknown key) are refused before any data, study or run exists."""
+    make_sampler(cfg, specs, sampler_seed(int(cfg.seed), 0))
+    make_pruner(cfg)
 
 
 def use_sampler(

@@ -15,26 +15,32 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from search.cli.errors import HarnessError, first_line
 from search.config.space import ParamSpec
-from search.study.samplers import make_pruner, make_sampler, use_sampler
+from search.study.samplers import make_pruner, use_sampler
 
-__all__ = ["FINISHED", "count_finished", "load_existing_study", "open_storage", "open_study"]
+__all__ = [
+    "ENDED",
+    "FINISHED",
+    "count_finished",
+    "load_existing_study",
+    "open_storage",
+    "open_study",
+]
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+ENDED = (*FINISHED, optuna.trial.TrialState.FAIL)  # every state a trial can end in
 
 
 def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
     """Create the study in the config's storage, or load it to continue, with the config's
-    pruner and a sampler seeded for where the study stands (``samplers.use_sampler``)."""
-    # made before the storage is touched: a bad sampler or pruner config creates nothing
-    sampler, pruner = make_sampler(cfg, specs, int(cfg.seed)), make_pruner(cfg)
+    pruner and a sampler seeded for where the study stands (``samplers.use_sampler``).
+    ``samplers.check_sampling`` has built both once before anything existed."""
     storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
     try:
         study = optuna.create_study(
             study_name=str(cfg.study_name),
             storage=storage,
             direction="minimize" if cfg.direction == "minimize" else "maximize",
-            sampler=sampler,
-            pruner=pruner,
+            pruner=make_pruner(cfg),
             load_if_exists=True,
         )
     except SQLAlchemyError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from search.study.names import Attr
+from search.study.names import Attr, Tag
 from search.study.storage import count_finished
 from search.tracking.plots import write_study_plots
 from search.tracking.tracker import StudyTracker
@@ -74,8 +74,8 @@ def study_summary(study: optuna.Study) -> tuple[dict[str, float], dict[str, str]
     except ValueError:
         return metrics, tags
     metrics["best_value"] = float(best.value) if best.value is not None else float("nan")
-    tags["best_trial"] = str(best.number)
-    tags["best_mlflow_run_id"] = str(best.user_attrs.get(Attr.MLFLOW_RUN_ID, ""))
+    tags[Tag.BEST_TRIAL] = str(best.number)
+    tags[Tag.BEST_RUN_ID] = str(best.user_attrs.get(Attr.MLFLOW_RUN_ID, ""))
     for name, value in best.params.items():
-        tags[f"best.{name}"] = str(value)
+        tags[f"{Tag.BEST_PARAM}{name}"] = str(value)
     return metrics, tags

@@ -19,17 +19,17 @@ from typing import Any
 import optuna
 from mlflow.entities import Metric, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from search.study.names import Attr, Role, Tag
 from search.study.outcome import Outcome, recorded
+from search.study.storage import ENDED
 from search.tracking.params import chunks, run_name
 from search.tracking.tracker import StudyTracker
 
 __all__ = ["TrialRecord", "backfill", "close_trial_run", "sync_study", "trial_record"]
 
 log = logging.getLogger("search")
-_ENDED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def sync_study(study: optuna.Study, tracker: StudyTracker, metric: str) -> tuple
     """Back-fill missing runs and close stale ones; returns (created, closed)."""
     runs = tracker.trial_runs()
     created = closed = 0
-    for trial in study.get_trials(deepcopy=False, states=_ENDED):
+    for trial in study.get_trials(deepcopy=False, states=ENDED):
         record = trial_record(trial, metric)
         mine = runs.get(trial.number, [])
         if not mine:

@@ -10,7 +10,7 @@ from typing import Any
 import keras
 
 from search.cli.signals import raise_pending
-from search.study.outcome import Diagnosed
+from search.study.outcome import DIVERGED, Diagnosed
 
 __all__ = ["EpochRecorder", "TrialDiverged"]
 
@@ -18,7 +18,7 @@ __all__ = ["EpochRecorder", "TrialDiverged"]
 class TrialDiverged(Diagnosed):
     """The loss went NaN or infinite: the configuration diverged."""
 
-    diagnosis = "diverged"
+    diagnosis = DIVERGED
 
 
 EpochSink = Callable[[int, Mapping[str, float]], None]

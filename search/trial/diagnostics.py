@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from search.study.outcome import Diagnosed
+from search.study.outcome import STUCK_AT_CHANCE, Diagnosed
 
 __all__ = [
     "ChanceDetector",
@@ -29,7 +29,7 @@ __all__ = [
 class StuckAtChance(Diagnosed):
     """Validation accuracy and loss sat at chance level for several epochs in a row."""
 
-    diagnosis = "stuck_at_chance"
+    diagnosis = STUCK_AT_CHANCE
 
 
 class ChanceDetector(keras.callbacks.Callback):

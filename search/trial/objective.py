@@ -26,7 +26,7 @@ from search.config.compose import as_dict, resolved_copy
 from search.config.space import ParamSpec, apply_params, sample_params
 from search.data.splits import Splits
 from search.study.names import Attr
-from search.study.outcome import Outcome, outcome_of
+from search.study.outcome import DIVERGED, Outcome, outcome_of
 from search.tracking.runs import TrialRun
 from search.tracking.tracker import StudyTracker
 from search.trial.callbacks import EpochRecorder
@@ -88,7 +88,7 @@ def _run_trial(
             result = fit_config(config, splits, recorder, callbacks=[pruning])
     except BaseException as exc:
         outcome = outcome_of(exc)
-        if outcome.diagnosis == "diverged":
+        if outcome.diagnosis == DIVERGED:
             _report_last_epoch(trial, recorder, str(cfg.metric))
         try:
             _end(trial, run, outcome, recorder, config)

@@ -16,6 +16,7 @@ from search.cli.errors import first_line
 from search.config.space import ParamSpec, parse_space
 from search.data.splits import Splits, splits_from_config
 from search.study.loop import StopRule, run_trials, settle_heap
+from search.study.pool import threads_per_worker
 from search.study.progress import FailureGuard, ProgressLine
 from search.study.samplers import make_pruner, use_sampler
 from search.study.storage import open_storage
@@ -46,8 +47,12 @@ def work(
     return guard.message
 
 
-def work_in_process(cfg: DictConfig, index: int, experiment_id: str, parent_run_id: str) -> str:
-    """Worker ``index`` of a pool: its own data, study and tracker on the shared stores."""
+def work_in_process(
+    cfg: DictConfig, index: int, workers: int, experiment_id: str, parent_run_id: str
+) -> str:
+    """Worker ``index`` of ``workers``: its share of the cores, its own data, study and
+    tracker on the shared stores."""
+    _limit_threads(threads_per_worker(workers))
     specs = parse_space(cfg.space)
     splits = splits_from_config(cfg.dataset)
     storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
@@ -60,3 +65,10 @@ def work_in_process(cfg: DictConfig, index: int, experiment_id: str, parent_run_
         return work(cfg, specs, splits, study, tracker, prefix=f"[w{index}] ")
     except optuna.exceptions.StorageInternalError as exc:
         return f"worker {index}: storage error ({first_line(exc)})"
+
+
+def _limit_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
