@@ -20,7 +20,7 @@ import optuna
 from omegaconf import DictConfig
 
 from search import config, data, study, tracking, trial
-from search.cli import HarnessError, entry, guarded
+from search.cli import HarnessError, entry, guarded, held, next_command
 
 log = logging.getLogger("search")
 
@@ -31,7 +31,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     config.validate_space_keys(specs, cfg)
     study.check_sampling(cfg, specs)
     splits = data.splits_from_config(cfg.dataset)
-    trial.preflight(cfg, splits)
+    trial.preflight(cfg, splits, specs)
     log.info(
         f"study {cfg.study_name}: {len(specs)} searched params, "
         f"data {splits.name} ({splits.sizes()})"
@@ -40,51 +40,89 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     tracker = tracking.StudyTracker.from_config(cfg)
     tracker.check()
     optuna_study = study.open_study(cfg, specs)
+    revision = study.settle_revision(optuna_study, cfg, bool(cfg.accept_changes))
     study.reap_orphans(optuna_study)
     done = study.count_finished(optuna_study)
-    if done >= int(cfg.n_trials):
-        log.info(
-            f"study {cfg.study_name} already has {done} finished trials (n_trials={cfg.n_trials}); "
-            "raise n_trials to run more"
-        )
+    if study.grid_done(optuna_study) or done >= int(cfg.n_trials):
+        _say_done(optuna_study, cfg, done)
+        if not tracker.summarized():  # an earlier run stopped before its summary
+            _finish(optuna_study, tracker, cfg, started=time.perf_counter())
         return optuna_study
     tracker.open()
-    tracking.sync_study(optuna_study, tracker, str(cfg.metric))
     log.info(
-        f"running {int(cfg.n_trials) - done} more trial(s) ({done} finished before); "
+        f"running {int(cfg.n_trials) - done} more trial(s) ({done} finished before)"
+        f"{f', revision {revision}' if revision else ''}; "
         f"storage {cfg.storage}, tracking {cfg.tracking_uri}"
     )
 
     started = time.perf_counter()
     try:
+        tracking.sync_study(optuna_study, tracker, str(cfg.metric))
         if int(cfg.workers) == 1:
-            stopped = trial.work(cfg, specs, splits, optuna_study, tracker)
+            stopped = trial.work(cfg, specs, splits, optuna_study, tracker, revision=revision)
         else:
             ends = study.run_pool(
                 cfg, trial.work_in_process, tracker.experiment_id, tracker.parent_run_id
             )
             stopped = _explain(ends)
+        study.reap_orphans(optuna_study)  # a worker killed meanwhile
+        if study.grid_done(optuna_study):
+            _say_done(optuna_study, cfg, study.count_finished(optuna_study))
+        _finish(optuna_study, tracker, cfg, started, standalone=False)
     except BaseException:
         _close_interrupted(optuna_study, tracker, str(cfg.metric))
         raise
-    study.reap_orphans(optuna_study)  # a worker killed meanwhile
-    if tracker.online:
-        tracking.sync_study(optuna_study, tracker, str(cfg.metric))
-    _summarize(optuna_study, tracker, cfg, time.perf_counter() - started)
     if stopped:
         raise HarnessError(stopped)
     return optuna_study
+
+
+def _say_done(optuna_study: optuna.Study, cfg: DictConfig, done: int) -> None:
+    if study.grid_done(optuna_study):
+        points = len(optuna_study.get_trials(deepcopy=False))
+        log.info(
+            f"the grid of study {cfg.study_name} is done: every point has been tried "
+            f"({points} trials; n_trials={cfg.n_trials} is not needed)"
+        )
+    else:
+        log.info(
+            f"study {cfg.study_name} already has {done} finished trials "
+            f"(n_trials={cfg.n_trials}); raise n_trials to run more"
+        )
+
+
+def _finish(
+    optuna_study: optuna.Study,
+    tracker: tracking.StudyTracker,
+    cfg: DictConfig,
+    started: float,
+    standalone: bool = True,
+) -> None:
+    """Bring MLflow up to date with the study and write the summary on the parent run
+    (interrupted, the parent run is closed KILLED: the same command writes it next time)."""
+    if standalone:
+        tracker.open()
+    try:
+        if tracker.online:
+            tracking.sync_study(optuna_study, tracker, str(cfg.metric))
+        _summarize(optuna_study, tracker, cfg, time.perf_counter() - started)
+    except BaseException:
+        if standalone:
+            _close_interrupted(optuna_study, tracker, str(cfg.metric))
+        raise
 
 
 def _close_interrupted(
     optuna_study: optuna.Study, tracker: tracking.StudyTracker, metric: str
 ) -> None:
     """A signal that lands before a trial's objective could catch it (between ask and the
-    fit) leaves that trial's run RUNNING: close it with the trial's state, then the parent."""
-    if tracker.online:
-        with contextlib.suppress(Exception):  # the interrupt is what the user must see
-            tracking.sync_study(optuna_study, tracker, metric)
-    tracker.close_parent("KILLED")
+    fit), or during the summary, leaves runs RUNNING: close each trial's run with the
+    trial's state, then the parent (KILLED: the next run completes its summary)."""
+    with held():  # a second Ctrl-C must not leave the closing half done
+        if tracker.online:
+            with contextlib.suppress(Exception):  # the interrupt is what the user must see
+                tracking.sync_study(optuna_study, tracker, metric)
+        tracker.close_parent("KILLED")
 
 
 def _explain(ends: list[study.WorkerEnd]) -> str:
@@ -112,19 +150,16 @@ def _summarize(
     else:
         log.info(f"done in {seconds:.0f}s: no trial completed")
     if not tracker.online:
-        log.info(f"MLflow was unreachable: python -m search.sync study={cfg.study_name}")
+        log.info(f"MLflow was unreachable: {tracker.sync_hint}")
     log.info(f"browse: {_ui_command(cfg)}")
-    log.info(f"export: python -m search.export study={cfg.study_name}")
+    log.info(f"export: {next_command('search.export', cfg)}")
 
 
 def _ui_command(cfg: DictConfig) -> str:
-    """``python -m search.ui`` with the keys that differ from the defaults."""
+    """``python -m search.ui`` on the same stores (a tracking server: its address)."""
     if str(cfg.tracking_uri).startswith("http"):
         return f"open {cfg.tracking_uri}"
-    extra = "" if str(cfg.mlruns_dir) == "mlruns" else f" mlruns_dir={cfg.mlruns_dir}"
-    if str(cfg.tracking_uri) != f"sqlite:///{cfg.mlruns_dir}/mlflow.db":
-        extra += f" tracking_uri={cfg.tracking_uri} artifact_root={cfg.artifact_root}"
-    return f"python -m search.ui{extra}"
+    return next_command("search.ui", cfg, study=False)
 
 
 @hydra.main(version_base="1.3", config_path="../studies", config_name="run")

@@ -6,6 +6,12 @@ under ``<artifact_root>/<study>``, file URIs the server reads directly). Prints 
 the ``optuna-dashboard`` command for the study storage; the server's own output goes to
 ``log``. Ctrl-C, SIGTERM or SIGHUP stops the server and exits 0; a port in use is refused
 (exit 2), like a ``tracking_uri`` that is no database (another server, a missing file).
+
+Each study's experiment is printed as a link to its training runs. MLflow 3.17's UI decides
+what an experiment page shows from a global "GenAI / Model training" switch (the
+``workflowType`` URL parameter, else the browser's saved choice, else GenAI), not from the
+experiment's ``mlflow.experimentKind`` tag: a plain click on an experiment opens its GenAI
+overview (traces, token usage). The links carry ``workflowType=machine_learning``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import sys
 from pathlib import Path
 
 import hydra
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -34,10 +42,11 @@ from search.cli import (
     received,
 )
 
-__all__ = ["dashboard_command", "serve", "server_command"]
+__all__ = ["dashboard_command", "runs_links", "serve", "server_command"]
 
 log = logging.getLogger("search")
 DASHBOARD_PORT = 8080  # optuna-dashboard's default
+TRAINING_VIEW = "workflowType=machine_learning"  # MLflow 3.17's "Model training" switch
 
 
 def serve(cfg: DictConfig) -> None:
@@ -56,11 +65,28 @@ def serve(cfg: DictConfig) -> None:
     if server.ready(f"{url}/health"):
         log.info(f"MLflow UI: {url}  (Ctrl-C to stop)")
         log.info(f"Optuna dashboard: {dashboard_command(str(cfg.storage), port)}")
+        for name, link in runs_links(backend, url):
+            log.info(f"runs of {name}: {link}")
     code = server.wait()
     if not received():
         raise HarnessError(
             f"the MLflow server stopped (exit code {code}): {server.problem()}; log {log_path}"
         )
+
+
+def runs_links(tracking_uri: str, url: str, limit: int = 20) -> list[tuple[str, str]]:
+    """(experiment, link to its runs table in Model-training mode), newest first."""
+    try:
+        experiments = MlflowClient(tracking_uri).search_experiments(
+            max_results=limit, order_by=["creation_time DESC"]
+        )
+    except MlflowException:
+        return []
+    return [
+        (e.name, f"{url}/#/experiments/{e.experiment_id}/runs?{TRAINING_VIEW}")
+        for e in experiments
+        if e.name != "Default"
+    ]
 
 
 def server_command(backend: str, artifacts: Path, host: str, port: int) -> list[str]:

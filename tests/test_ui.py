@@ -72,13 +72,14 @@ def _start_ui(workdir: Path, port: int) -> tuple[subprocess.Popen[str], queue.Qu
 
 
 @contextlib.contextmanager
-def ui_server(workdir: Path, port: int) -> Iterator[Ui]:
-    """``python -m search.ui`` on ``port`` until its two lines are out and it answers."""
+def ui_server(workdir: Path, port: int, studies: int = 0) -> Iterator[Ui]:
+    """``python -m search.ui`` on ``port`` until its two lines (and one per study) are out
+    and it answers."""
     proc, lines = _start_ui(workdir, port)
     ui = Ui(proc, "")
     try:
         deadline = time.monotonic() + UI_START_TIMEOUT
-        while len(ui.lines) < 2:
+        while len(ui.lines) < 2 + studies:
             try:
                 line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
@@ -179,10 +180,12 @@ def test_ui_shows_the_study_in_a_browser(workdir: Path, browser: Any, tmp_path: 
 
     port = free_port()
     began = time.monotonic()
-    with ui_server(workdir, port) as ui:
+    with ui_server(workdir, port, studies=1) as ui:
         started = time.monotonic() - began
         journal = workdir / "mlruns" / "optuna.journal"
         assert ui.lines[1].startswith(f"Optuna dashboard: optuna-dashboard {journal}"), ui.lines
+        link = f"{ui.url}/#/experiments/{eid}/runs?workflowType=machine_learning"
+        assert ui.lines[2] == f"runs of deep_dnn: {link}", ui.lines
 
         # the UI's REST API serves the artifact from its file URI, byte for byte
         get = f"{ui.url}/get-artifact?path=learning_curve.png&run_uuid={first.info.run_id}"
@@ -190,10 +193,14 @@ def test_ui_shows_the_study_in_a_browser(workdir: Path, browser: Any, tmp_path: 
             assert response.status == 200
             assert response.read() == png.read_bytes()
 
-        # the runs table: MLflow 3's experiment page opens on its GenAI overview, so go to
-        # the training runs; the trials are nested under the study's parent run: expand it
-        browser.get(f"{ui.url}/#/experiments/{eid}/runs")
-        wait_for_text(browser, ["deep_dnn", "Run Name"])
+        # the printed link opens the training runs (a plain click on the experiment in MLflow
+        # 3.17 opens its GenAI overview: traces, token usage); the trials are nested under
+        # the study's parent run: expand it
+        browser.get(link)
+        opened = wait_for_text(browser, ["deep_dnn", "Run Name"])
+        assert "Token Usage" not in opened and "Traces\n0" not in opened, opened
+        assert "workflowType=machine_learning" in browser.current_url
+        assert "/runs" in browser.current_url, browser.current_url
         wait_for(
             browser,
             lambda d: d.find_element(

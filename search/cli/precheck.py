@@ -1,14 +1,22 @@
 """The command line checked before Hydra runs a command: Hydra's own parser and composer
 find what is wrong (unknown study, group option or key, an override that does not parse,
-an unset ``???`` value) and it is said in one line (with a "did you mean" for typos)."""
+an unset ``???`` value, a config file that is not YAML) and it is said in one line (with a
+"did you mean" for typos). Hydra's flags are read by Hydra's own argument parser: the
+check composes from the same place Hydra will (``--config-dir``, ``--config-path``,
+``--config-name``)."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import difflib
+import io
 import re
 from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -28,18 +36,58 @@ __all__ = ["CONFIG_DIR", "command_line_problem"]
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "studies"  # every command's config root
 
 
-def command_line_problem(config_name: str, args: list[str]) -> str | None:
-    """Compose ``config_name`` with the ``key=value`` arguments as Hydra will; what is
-    wrong with them in one line, or None. Flags (``--help``, ``--cfg job``, ``-m``) and
+def command_line_problem(config_name: str, argv: list[str]) -> str | None:
+    """Compose ``config_name`` with the command line as Hydra will; what is wrong with it
+    in one line, or None. Flags that compose nothing (``--help``, ``--info``, ``-m``) and
     overrides of Hydra's own settings are left to Hydra."""
-    if any(arg.startswith("-") for arg in args):
+    flags = _flags(argv)
+    if isinstance(flags, str):
+        return flags
+    if flags.help or flags.hydra_help or flags.info or flags.shell_completion:
         return None
+    if flags.multirun or flags.experimental_rerun:
+        return None
+    args = list(flags.overrides)
     try:
         if any(o.is_hydra_override() for o in OverridesParser.create().parse_overrides(args)):
             return None
     except OverrideParseException as exc:
         return _parse_problem(exc)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    primary, extra = _config_dirs(flags)
+    for flag, folder in (("--config-path", primary), ("--config-dir", extra)):
+        if folder is not None and not folder.is_dir():
+            return f"{flag}: no directory {folder}; give a folder of config files"
+    if extra is not None:
+        args.append(f"hydra.searchpath=[file://{extra}]")
+    return _compose_problem(str(primary), flags.config_name or config_name, args)
+
+
+def _flags(argv: list[str]) -> argparse.Namespace | str:
+    """Hydra's own reading of the command line, or what it could not read (one line)."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            return get_args_parser().parse_args(argv)
+    except SystemExit:
+        said = [line for line in stderr.getvalue().splitlines() if line.strip()]
+        reason = said[-1].split("error: ", 1)[-1] if said else "unknown flag"
+        if "unrecognized arguments" in reason and "=" in reason:
+            return f"cannot read the command line: {reason}; put every key=value before the flags"
+        return f"cannot read the command line: {reason}; see --help"
+
+
+def _config_dirs(flags: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The primary config folder (``--config-path``, relative to the command's module as
+    in Hydra, or ours) and the extra one (``--config-dir``, relative to the cwd)."""
+    primary = CONFIG_DIR
+    if flags.config_path:
+        primary = (CONFIG_DIR.parent / "search" / flags.config_path).resolve()
+    extra = Path(flags.config_dir).expanduser().resolve() if flags.config_dir else None
+    return primary, extra
+
+
+def _compose_problem(config_dir: str, config_name: str, args: list[str]) -> str | None:
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         try:
             cfg = compose(config_name, overrides=args, return_hydra_config=True)
         except MissingConfigException as exc:
@@ -50,6 +98,8 @@ def command_line_problem(config_name: str, args: list[str]) -> str | None:
             return _composition_problem(exc, config_name, args)
         except OmegaConfBaseException as exc:
             return _omegaconf_problem(exc)
+        except yaml.YAMLError as exc:
+            return _yaml_problem(exc)
         except (HydraException, ValueError) as exc:
             return f"cannot apply the command line ({_one_line(str(exc))})"
         return _resolve_problem(cfg)
@@ -137,6 +187,17 @@ def _resolve_problem(cfg: DictConfig) -> str | None:
     if missing:
         return f"{missing[0]} needs a value; add {missing[0]}=... to the command line"
     return None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"a config file is not valid YAML ({_one_line(problem)})"
+    return (
+        f"{mark.name} is not valid YAML (line {mark.line + 1}, column {mark.column + 1}: "
+        f"{_one_line(problem)}); fix the file (plain YAML only, no !!python tags)"
+    )
 
 
 def _omegaconf_problem(exc: OmegaConfBaseException) -> str:

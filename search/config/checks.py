@@ -92,6 +92,7 @@ _WHOLE = {
     "evaluate.ece_bins": 1,
     "evaluate.mc_dropout_samples": 0,
 }
+_FLAGS = ("accept_changes",)  # true or false
 # number keys: (least value, whether the least value itself is allowed, largest or None)
 _NUMBERS: dict[str, tuple[float, bool, float | None]] = {
     "diagnostics.chance_accuracy_margin": (0.0, True, None),
@@ -112,19 +113,28 @@ def check_config(cfg: DictConfig) -> None:
     for key, (low, inclusive, high) in _NUMBERS.items():
         _number(key, OmegaConf.select(cfg, key), low, inclusive, high)
     timeout = cfg.timeout
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
+    if timeout is not None and not _positive(timeout):
         raise HarnessError(f"timeout must be a positive number of seconds or null, got {timeout!r}")
     rate = cfg.optimizer.learning_rate
-    if rate != "auto" and (
-        isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
-    ):
+    if rate != "auto" and not _positive(rate):
         raise HarnessError(
             f"optimizer.learning_rate must be a positive number or auto, got {rate!r}"
         )
+    for key in _FLAGS:
+        if not isinstance(OmegaConf.select(cfg, key), bool):
+            raise HarnessError(f"{key} must be true or false, got {OmegaConf.select(cfg, key)!r}")
     if cfg.direction not in ("maximize", "minimize"):
         raise HarnessError(f"direction must be maximize or minimize, got {cfg.direction}")
+
+
+def _positive(value: object) -> bool:
+    """A finite number > 0 (not a bool, not nan or inf)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def _whole(key: str, value: object, least: int) -> None:

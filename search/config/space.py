@@ -19,8 +19,10 @@ looking at parameters sampled before it, then at the config.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -39,6 +41,7 @@ __all__ = [
     "ParamSpec",
     "apply_params",
     "grid_search_space",
+    "on_step",
     "parse_space",
     "sample_params",
     "validate_space_keys",
@@ -106,18 +109,26 @@ def _parse_param(name: str, spec: Any) -> ParamSpec:
 
 def _numeric(name: str, kind: str, spec: Mapping[str, Any]) -> BaseDistribution:
     _check_fields(name, spec, _NUMERIC_FIELDS)
-    low, high, step = spec.get("low"), spec.get("high"), spec.get("step")
+    low, high, step, log = spec.get("low"), spec.get("high"), spec.get("step"), spec.get("log")
     if not _is_number(low) or not _is_number(high):
-        raise SpaceError(f"space.{name}: {kind} needs numeric low and high, got {low!r}, {high!r}")
-    if step is not None and (not _is_number(step) or step <= 0):
+        raise SpaceError(
+            f"space.{name}: {kind} needs numeric low and high, got {low!r}, {high!r}"
+            " (write exponents with a dot: 1.0e-3)"
+        )
+    if not math.isfinite(low) or not math.isfinite(high):
+        raise SpaceError(
+            f"space.{name}: low and high must be finite numbers, got {low!r}, {high!r}"
+        )
+    if step is not None and (not _is_number(step) or not math.isfinite(step) or step <= 0):
         raise SpaceError(f"space.{name}: step must be a positive number, got {step!r}")
-    return _numeric_distribution(name, kind, low, high, spec.get("log"), step)
+    if log is not None and not isinstance(log, bool):
+        raise SpaceError(f"space.{name}: log must be true or false, got {log!r}")
+    return _numeric_distribution(name, kind, low, high, bool(log), step)
 
 
 def _numeric_distribution(
-    name: str, kind: str, low: float, high: float, log: Any, step: float | None
+    name: str, kind: str, low: float, high: float, log: bool, step: float | None
 ) -> BaseDistribution:
-    log = bool(log)
     if low > high:
         raise SpaceError(f"space.{name}: low ({low}) > high ({high}); swap them")
     if log and low <= 0:
@@ -128,7 +139,17 @@ def _numeric_distribution(
         if not all(float(v).is_integer() for v in (low, high, step or 1)):
             raise SpaceError(f"space.{name}: int needs whole-number low/high/step")
         return IntDistribution(int(low), int(high), log=log, step=int(step or 1))
+    if step is not None and not _divides(step, high - low):
+        raise SpaceError(
+            f"space.{name}: step {step} does not divide high - low ({high} - {low}); "
+            "change high or step so that the last step lands on high"
+        )
     return FloatDistribution(low, high, log=log, step=step)
+
+
+def _divides(step: float, span: float) -> bool:
+    count = span / step
+    return abs(count - round(count)) < 1e-6
 
 
 def _categorical(name: str, spec: Mapping[str, Any]) -> BaseDistribution:
@@ -136,10 +157,31 @@ def _categorical(name: str, spec: Mapping[str, Any]) -> BaseDistribution:
     choices = spec.get("choices")
     if not isinstance(choices, list | tuple) or len(choices) == 0:
         raise SpaceError(f"space.{name}: categorical needs a non-empty list of choices")
-    for choice in choices:
-        if choice is not None and not isinstance(choice, bool | int | float | str):
-            raise SpaceError(f"space.{name}: choices must be scalars, got {choice!r}")
+    kinds = {_kind(name, choice) for choice in choices} - {"null"}
+    if len(kinds) > 1:
+        raise SpaceError(
+            f"space.{name}: choices mix {' and '.join(sorted(kinds))} values ({choices!r}); "
+            "use one type (null may join any), e.g. quote the strings"
+        )
+    repeated = [c for i, c in enumerate(choices) if c in choices[:i]]
+    if repeated:
+        raise SpaceError(f"space.{name}: choice {repeated[0]!r} is listed twice; list it once")
     return CategoricalDistribution(tuple(choices))
+
+
+def _kind(name: str, choice: Any) -> str:
+    """One choice's type family: bool, number (int and float together), string or null."""
+    if choice is None:
+        return "null"
+    if isinstance(choice, bool):
+        return "bool"
+    if isinstance(choice, str):
+        return "string"
+    if isinstance(choice, int | float):
+        if not math.isfinite(choice):
+            raise SpaceError(f"space.{name}: choices must be finite numbers, got {choice!r}")
+        return "number"
+    raise SpaceError(f"space.{name}: choices must be scalars, got {choice!r}")
 
 
 def _condition(name: str, spec: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
@@ -195,7 +237,8 @@ def sample_params(
 
 def _suggest(trial: optuna.trial.BaseTrial, name: str, dist: BaseDistribution) -> Any:
     if isinstance(dist, FloatDistribution):
-        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+        value = trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+        return on_step(dist, value)
     if isinstance(dist, IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
     if isinstance(dist, CategoricalDistribution):
@@ -222,10 +265,23 @@ def grid_search_space(specs: list[ParamSpec]) -> dict[str, list[Any]]:
             grid[spec.name] = list(range(dist.low, dist.high + 1, dist.step))
         elif isinstance(dist, FloatDistribution) and dist.step is not None:
             count = int(round((dist.high - dist.low) / dist.step)) + 1
-            grid[spec.name] = [round(float(v), 12) for v in np.linspace(dist.low, dist.high, count)]
+            grid[spec.name] = [on_step(dist, v) for v in np.linspace(dist.low, dist.high, count)]
         else:
             raise SpaceError(
                 f"space.{spec.name}: sampler=grid needs categorical or stepped params; "
                 "add a step or use another sampler"
             )
     return grid
+
+
+def on_step(dist: BaseDistribution, value: Any) -> Any:
+    """A stepped float rounded to its step's decimals (``low + 3 * 0.1`` is 0.3, not
+    0.30000000000000004); any other value as it is."""
+    if not isinstance(dist, FloatDistribution) or dist.step is None:
+        return value
+    return round(float(value), max(_decimals(dist.step), _decimals(dist.low)))
+
+
+def _decimals(number: float) -> int:
+    exponent = Decimal(repr(float(number))).normalize().as_tuple().exponent
+    return max(0, -int(exponent))

@@ -90,23 +90,34 @@ def build_arms(
                 f"run python -m search.run study={study.study_name} first"
             )
         frame.insert(0, "study", study.study_name)
+        frame.insert(1, "group", _groups(frame, study.study_name))
         frame["curve"] = [dict(trials[int(n)].intermediate_values) for n in frame["number"]]
         frames.append(frame)
         objects.update({(study.study_name, n): t for n, t in trials.items()})
     frame = pd.concat(frames, ignore_index=True)
-    names = [s.study_name for s in studies]
+    names = list(dict.fromkeys(frame["group"]))
     if by:
         labels, order = _param_arms(frame, by, _distribution(studies, by))
-        if len(studies) > 1:
-            labels = [f"{s}: {label}" for s, label in zip(frame["study"], labels, strict=True)]
+        if len(names) > 1:
+            labels = [f"{s}: {label}" for s, label in zip(frame["group"], labels, strict=True)]
             order = [f"{s}: {label}" for s in names for label in order]
-        key = f"study: {by}" if len(studies) > 1 else by
+        key = f"study: {by}" if len(names) > 1 else by
     else:
-        labels, order, key = list(frame["study"]), names, "study"
+        labels, order, key = list(frame["group"]), names, "study"
     frame["arm"] = labels
     order = [arm for arm in order if arm in set(labels)]
     maximize = studies[0].direction != optuna.study.StudyDirection.MINIMIZE
     return Arms(frame, order, key, metric, maximize, objects)
+
+
+def _groups(frame: pd.DataFrame, study_name: str) -> list[str]:
+    """The study's name for each trial; ``<name> r<k>`` when the study has trials of more
+    than one revision (``search.study.revisions``): those are not compared as one arm."""
+    column = frame.get(Attr.REVISION, pd.Series([0] * len(frame), index=frame.index))
+    revisions = [int(r) if pd.notna(r) else 0 for r in column]
+    if len(set(revisions)) < 2:
+        return [study_name] * len(frame)
+    return [f"{study_name} r{r}" for r in revisions]
 
 
 def _distribution(studies: Sequence[optuna.Study], by: str) -> BaseDistribution:

@@ -1,14 +1,15 @@
 """The Optuna side of a search, with no Keras in it: where the study lives (``storage``),
 its sampler and pruner (``samplers``), the trial loop (``loop``) and worker processes
 (``pool``), trials of dead workers (``orphans``), the progress line (``progress``), what a
-trial's end makes it (``outcome``), the names written on trials and runs (``names``) and a
+trial's end makes it (``outcome``), what a study measures and its revisions
+(``revisions``), the names written on trials and runs (``names``) and a
 trial as an exported config (``exports``).
 The Optuna internals it needs are in ``_optuna``."""
 
 from __future__ import annotations
 
 from search.study.exports import trial_export
-from search.study.loop import Callback, Objective, StopRule, run_trials, settle_heap
+from search.study.loop import Callback, Objective, StopRule, grid_done, run_trials, settle_heap
 from search.study.names import Attr, Role, Tag
 from search.study.orphans import mark_worker, reap_orphans, worker_alive, worker_id
 from search.study.outcome import (
@@ -24,6 +25,12 @@ from search.study.outcome import (
 )
 from search.study.pool import WorkerEnd, WorkerTarget, run_pool, threads_per_worker
 from search.study.progress import FailureGuard, ProgressLine
+from search.study.revisions import (
+    measured,
+    revision_of,
+    settle_revision,
+    trials_of_revision,
+)
 from search.study.samplers import (
     check_sampling,
     make_pruner,
@@ -38,6 +45,7 @@ from search.study.storage import (
     load_existing_study,
     open_storage,
     open_study,
+    storage_identity,
 )
 
 __all__ = [
@@ -71,10 +79,16 @@ __all__ = [
     "outcome_of",
     "reap_orphans",
     "recorded",
+    "grid_done",
+    "measured",
+    "revision_of",
     "run_pool",
+    "settle_revision",
+    "trials_of_revision",
     "run_trials",
     "sampler_seed",
     "settle_heap",
+    "storage_identity",
     "threads_per_worker",
     "trial_export",
     "use_sampler",

@@ -9,6 +9,7 @@ from optuna.trial import FrozenTrial
 
 from search.cli.errors import HarnessError
 from search.study.names import Attr
+from search.study.storage import storage_identity
 
 __all__ = ["trial_export"]
 
@@ -25,6 +26,6 @@ def trial_export(trial: FrozenTrial, study_name: str, storage: str) -> dict[str,
             "trial_number": trial.number,
             "value": trial.value,
             "mlflow_run_id": trial.user_attrs.get(Attr.MLFLOW_RUN_ID),
-            "storage": storage,
+            "storage": storage_identity(storage),
         },
     }

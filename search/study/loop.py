@@ -13,7 +13,9 @@ What a trial's end makes it is ``search.study.outcome``'s one decision: a return
 COMPLETE, a pruning or a diagnosis PRUNED, any other exception FAIL (the study goes on);
 Ctrl-C / SIGTERM fail the trial and end the worker (they are held while a trial is asked or
 told: ``search.cli.signals``). On RDB storages Optuna's heartbeat thread runs during each
-trial and stale trials of dead workers are failed before each ask.
+trial and stale trials of dead workers are failed before each ask. ``study.stop()`` works
+as in ``optimize``; a grid sampler whose grid is used up ends the loop (``grid_done``)
+before it would ask for a duplicate point.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.cli.signals import held, raise_pending
-from search.study._optuna import give_back, heartbeat
+from search.study._optuna import accept_stop, give_back, heartbeat, stop_asked
 from search.study.orphans import mark_worker
 from search.study.outcome import outcome_of
 from search.study.storage import FINISHED
 
-__all__ = ["Callback", "Objective", "StopRule", "run_trials", "settle_heap"]
+__all__ = ["Callback", "Objective", "StopRule", "grid_done", "run_trials", "settle_heap"]
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 Objective = Callable[[optuna.Trial], float]
@@ -74,11 +76,11 @@ def run_trials(
     told or its run opened or closed is raised inside the objective's training, or here at
     the next turn, never half way through the bookkeeping."""
     told = 0
-    with held():
-        while not (should_stop() or rule.time_up()):
+    with held(), accept_stop(study):
+        while not (should_stop() or rule.time_up() or stop_asked(study)):
             raise_pending()
             _fail_stale(study)
-            if _taken(study) >= rule.n_trials:
+            if _taken(study) >= rule.n_trials or grid_done(study):
                 break
             trial = _ask(study)
             if _taken(study, below=trial.number) >= rule.n_trials:
@@ -90,6 +92,12 @@ def run_trials(
                 callback(study, frozen)
     raise_pending()
     return told
+
+
+def grid_done(study: optuna.Study) -> bool:
+    """True when the study's sampler is a grid and every point of it is tried or running."""
+    sampler = getattr(study.sampler, "inner", study.sampler)  # samplers.OnStep wraps it
+    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:

@@ -25,6 +25,8 @@ class Attr:
     WORKER: Final = "worker"  # host:pid:start of the process that ran it
     ORPHANED: Final = "orphaned"  # True: its worker died and a later run failed it
     LR_FIND_SECONDS: Final = "lr_find_seconds"
+    REVISION: Final = "revision"  # the study revision it ran under (``search.study.revisions``)
+    REVISIONS: Final = "revisions"  # a study's user attr: each revision's measured config
 
 
 class Tag:
@@ -36,6 +38,7 @@ class Tag:
     STATE: Final = "optuna.state"  # the trial's Optuna state (RUNNING until it ends)
     DIAGNOSIS: Final = "diagnosis"
     ERROR: Final = "error"
+    REVISION: Final = "revision"  # the study revision the trial ran under
     BACKFILLED: Final = "search.backfilled"  # made from the Optuna trial (search.tracking.sync)
     RETRAIN_OF: Final = "search.retrain_of"  # a re-train: the MLflow run id of its trial
     SOURCE_TRIAL: Final = "search.source_trial"  # a re-train: its trial's number

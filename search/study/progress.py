@@ -8,6 +8,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.study.names import Attr
+from search.study.samplers import PRUNERS
 
 __all__ = ["FailureGuard", "ProgressLine"]
 
@@ -21,9 +22,8 @@ class ProgressLine:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         value = "" if trial.value is None else f"value={trial.value:.4f}"
-        if trial.state == TrialState.PRUNED and trial.intermediate_values:
-            step = max(trial.intermediate_values)
-            value = f"pruned at epoch {step} ({trial.intermediate_values[step]:.4f})"
+        if trial.state == TrialState.PRUNED:
+            value = _why_pruned(study, trial)
         if trial.state == TrialState.FAIL:
             value = str(trial.user_attrs.get(Attr.ERROR, "failed"))
         try:
@@ -34,6 +34,20 @@ class ProgressLine:
             f"{self.prefix}trial {trial.number:>3}  {trial.state.name:<8}  {value:<34}  "
             f"{best}  {seconds:.1f}s"
         )
+
+
+def _why_pruned(study: optuna.Study, trial: FrozenTrial) -> str:
+    """``stuck at chance``, ``diverged`` or ``pruned by <pruner>``, and at which epoch."""
+    diagnosis = trial.user_attrs.get(Attr.DIAGNOSIS)
+    if diagnosis:
+        reason = str(diagnosis).replace("_", " ")
+    else:
+        names = {cls: name for name, cls in PRUNERS.items()}
+        reason = f"pruned by {names.get(type(study.pruner), type(study.pruner).__name__)}"
+    if not trial.intermediate_values:
+        return reason
+    step = max(trial.intermediate_values)
+    return f"{reason} at epoch {step} ({trial.intermediate_values[step]:.4f})"
 
 
 class FailureGuard:

@@ -3,21 +3,27 @@
 ``name`` picks the Optuna class, the group's other keys are its arguments. One seeding
 rule (``sampler_seed``) for a new study, a continued one and each parallel worker: a
 continued study does not replay the first run's random draws, and two workers do not
-draw the same trials.
+draw the same trials. Every sampler is wrapped in ``OnStep``: a stepped float is stored
+on its step's decimals (0.3, not 0.30000000000000004) in the study, its runs and tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
 
 from search.cli.errors import HarnessError
 from search.config.compose import as_dict
-from search.config.space import ParamSpec, grid_search_space
+from search.config.space import ParamSpec, grid_search_space, on_step
 
 __all__ = [
+    "OnStep",
     "PRUNERS",
     "SAMPLERS",
     "check_sampling",
@@ -71,10 +77,7 @@ def make_sampler(cfg: DictConfig, specs: list[ParamSpec], seed: int) -> optuna.s
         kwargs["search_space"] = grid_search_space(specs)
     if name == "cmaes":
         kwargs.setdefault("warn_independent_sampling", False)
-    sampler: optuna.samplers.BaseSampler = _construct(
-        "sampler", name, SAMPLERS[name], seed=seed, **kwargs
-    )
-    return sampler
+    return OnStep(_construct("sampler", name, SAMPLERS[name], seed=seed, **kwargs))
 
 
 def make_pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
@@ -102,3 +105,47 @@ def _construct(kind: str, name: str, cls: Any, **kwargs: Any) -> Any:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise HarnessError(f"{kind}={name}: bad arguments ({exc})") from None
+
+
+class OnStep(BaseSampler):
+    """``inner``, with each stepped float it samples rounded to the step's decimals before
+    Optuna stores it (``search.config.space.on_step``)."""
+
+    def __init__(self, inner: BaseSampler) -> None:
+        self.inner = inner
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        sampled = self.inner.sample_relative(study, trial, search_space)
+        return {name: on_step(search_space[name], value) for name, value in sampled.items()}
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        value = self.inner.sample_independent(study, trial, param_name, param_distribution)
+        return on_step(param_distribution, value)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.inner.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()

@@ -3,6 +3,7 @@ the study opened or continued in it, and its finished trials."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from search.cli.errors import HarnessError, first_line
+from search.cli.locks import first_use
 from search.config.space import ParamSpec
 from search.study.samplers import make_pruner, use_sampler
 
@@ -24,6 +26,7 @@ __all__ = [
     "load_existing_study",
     "open_storage",
     "open_study",
+    "storage_identity",
 ]
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -77,13 +80,14 @@ def open_storage(
             f"storage: '{url}' is neither a file path nor a database URL; "
             "e.g. mlruns/optuna.journal or postgresql+psycopg://user@host/db"
         ) from None
+    setup: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         path = Path(parsed.database).expanduser()
         if not create and not path.is_file():
             raise HarnessError(f"storage: no study database at {path}; run search.run first")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        setup = first_use(path)  # RDBStorage creates a new database's tables
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+        with setup, warnings.catch_warnings():  # heartbeats: "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url,
@@ -110,11 +114,25 @@ def _journal(path: Path, create: bool) -> optuna.storages.BaseStorage:
         )
     if not create and not path.is_file():
         raise HarnessError(f"storage: no study journal at {path}; run search.run first")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     except (OSError, ValueError) as exc:
         raise HarnessError(f"storage: cannot open the journal {path} ({first_line(exc)})") from None
+
+
+def storage_identity(url: str) -> str:
+    """The storage as one string whatever the working directory: a journal file or an
+    SQLite database by its absolute path, a server's URL without its password."""
+    if "://" not in url:
+        return str(Path(url).expanduser().resolve())
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
+    return str(parsed.render_as_string(hide_password=True))
 
 
 def count_finished(study: optuna.Study) -> int:

@@ -6,7 +6,9 @@ each (``plots/<name>.png``): optimisation history, parameter importances, parall
 coordinates, slice, and the contour of the two most important parameters. A figure that
 the study cannot have yet (importances with one finished trial, a contour with one
 parameter) is left out. ``learning_curves.png`` overlays the top-k trials' validation
-accuracy (Optuna's intermediate values) and validation loss (their MLflow runs).
+accuracy (Optuna's intermediate values) and validation loss (their MLflow runs). A study
+with trials of several revisions (``search.study.revisions``) is drawn for its latest
+one: trials of another search space or budget are not plotted as one history.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from optuna.trial import FrozenTrial  # noqa: E402
 
 from search.study.names import Attr  # noqa: E402
+from search.study.revisions import latest_revision, revision_of  # noqa: E402
 from search.study.storage import FINISHED  # noqa: E402
 from search.tracking.tracker import StudyTracker  # noqa: E402
 
@@ -42,9 +45,10 @@ def write_study_plots(
     """Write the figures into ``out`` (PNGs under ``out/plots``); returns the files made."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
+    drawn, revision = latest_revision(study)
     made: list[Path] = []
     html_parts: list[str] = []
-    for name, plotly_fig, mpl_fig in optuna_figures(study):
+    for name, plotly_fig, mpl_fig in optuna_figures(drawn):
         with _quiet():
             try:
                 figure = plotly_fig()
@@ -59,14 +63,14 @@ def write_study_plots(
             made.append(_save(_figure_of(axes), plots / f"{name}.png"))
     if html_parts:
         page = out / "study_plots.html"
-        title = f"Optuna study {study.study_name}"
+        title = f"Optuna study {drawn.study_name}"
         page.write_text(
             f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
             f"<body><h1>{title}</h1>{''.join(html_parts)}</body></html>",
             encoding="utf-8",
         )
         made.append(page)
-    curves = learning_curves(study, tracker, top_k)
+    curves = learning_curves(study, tracker, top_k, revision)
     if curves is not None:
         made.append(_save(curves, plots / "learning_curves.png"))
     return made
@@ -122,11 +126,16 @@ def fanova_evaluator() -> optuna.importance.FanovaImportanceEvaluator:
 
 
 def learning_curves(
-    study: optuna.Study, tracker: StudyTracker | None, top_k: int = 5
+    study: optuna.Study, tracker: StudyTracker | None, top_k: int = 5, revision: int | None = None
 ) -> plt.Figure | None:
-    """Validation accuracy and loss against epoch of the top-k trials, overlaid."""
+    """Validation accuracy and loss against epoch of the top-k trials (of ``revision``, if
+    given), overlaid."""
     sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
-    scored = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.value is not None]
+    scored = [
+        t
+        for t in study.get_trials(deepcopy=False, states=FINISHED)
+        if t.value is not None and (revision is None or revision_of(t) == revision)
+    ]
     trials = sorted(scored, key=lambda t: sign * float(t.value or 0.0))[:top_k]
     if not trials:
         return None
@@ -148,7 +157,8 @@ def learning_curves(
         loss.legend(fontsize=8, loc="upper right")
     else:
         loss.text(0.5, 0.5, "no MLflow history", ha="center", transform=loss.transAxes)
-    figure.suptitle(f"{study.study_name}: learning curves")
+    shown = study.study_name if revision is None else f"{study.study_name} r{revision}"
+    figure.suptitle(f"{shown}: learning curves")
     figure.tight_layout()
     return figure
 

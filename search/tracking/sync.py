@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial
 
 from search.study.names import Attr, Role, Tag
 from search.study.outcome import Outcome, recorded
+from search.study.revisions import revision_of
 from search.study.storage import ENDED
 from search.tracking.params import chunks, run_name
 from search.tracking.tracker import StudyTracker
@@ -45,6 +46,7 @@ class TrialRecord:
     metrics: Mapping[str, float]
     start_ms: int
     end_ms: int
+    revision: int = 0
 
 
 def sync_study(study: optuna.Study, tracker: StudyTracker, metric: str) -> tuple[int, int]:
@@ -83,6 +85,7 @@ def trial_record(trial: FrozenTrial, metric: str) -> TrialRecord:
         metrics={k: float(v) for k, v in (attrs.get(Attr.METRICS) or {}).items()},
         start_ms=int(start.timestamp() * 1000) if start else 0,
         end_ms=int(end.timestamp() * 1000) if end else 0,
+        revision=revision_of(trial),
     )
 
 
@@ -95,6 +98,7 @@ def backfill(tracker: StudyTracker, trial: TrialRecord) -> str:
         Tag.STUDY: tracker.study_name,
         Tag.TRIAL: str(trial.number),
         Tag.BACKFILLED: "true",
+        Tag.REVISION: str(trial.revision),
     }
     client = tracker.client
     run = client.create_run(tracker.experiment_id, start_time=trial.start_ms, tags=tags)

@@ -24,6 +24,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig
 
 from search.cli.errors import HarnessError, first_line
+from search.cli.hints import next_command
+from search.cli.locks import first_use
 from search.study.names import Role, Tag
 from search.tracking.params import MAX_BATCH, chunks, flatten_config, run_name
 from search.tracking.runs import TrialRun
@@ -33,6 +35,9 @@ __all__ = ["StudyTracker"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _UNREACHABLE = (MlflowException, OSError, requests.RequestException)
+# MLflow's tag for what an experiment holds: training runs, not GenAI traces (the UI reads
+# it where its GenAI / Model training switch is off; see search.ui)
+_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class StudyTracker:
@@ -47,8 +52,10 @@ class StudyTracker:
         backoff: float = 1.0,
     ) -> None:
         self.study_name = study_name
+        self.sync_hint = f"python -m search.sync study_name={study_name}"
         try:
-            self.client = MlflowClient(tracking_uri=tracking_uri)
+            with _setup_lock(tracking_uri):  # MlflowClient migrates a new database's schema
+                self.client = MlflowClient(tracking_uri=tracking_uri)
         except MlflowException as exc:  # e.g. MLflow 3.13+ refuses a plain ./mlruns file store
             raise HarnessError(
                 f"tracking_uri: cannot use {tracking_uri} ({first_line(exc)}); "
@@ -64,7 +71,9 @@ class StudyTracker:
     @classmethod
     def from_config(cls, cfg: DictConfig) -> StudyTracker:
         """The tracker of the study ``cfg`` names, on its ``tracking_uri`` and ``artifact_root``."""
-        return cls(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
+        tracker = cls(str(cfg.tracking_uri), str(cfg.artifact_root), str(cfg.study_name))
+        tracker.sync_hint = next_command("search.sync", cfg)
+        return tracker
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """A request to the MLflow store, retried with a bounded backoff (1 s, 2 s, ...).
@@ -90,7 +99,7 @@ class StudyTracker:
             log.warning(
                 f"MLflow store {self.client.tracking_uri} unreachable ({first_line(error)}); "
                 "the study goes on and its results stay in Optuna; once the store is back, "
-                f"python -m search.sync study={self.study_name} back-fills the MLflow runs"
+                f"{self.sync_hint} back-fills the MLflow runs"
             )
         self.online = False
 
@@ -135,7 +144,7 @@ class StudyTracker:
         if experiment is None:
             try:
                 return self.client.create_experiment(
-                    self.study_name, artifact_location=self._location()
+                    self.study_name, artifact_location=self._location(), tags=_KIND
                 )
             except MlflowException:  # another machine's worker created it a moment ago
                 experiment = self.client.get_experiment_by_name(self.study_name)
@@ -143,6 +152,8 @@ class StudyTracker:
                     raise
         if experiment.lifecycle_stage == "deleted":
             self.client.restore_experiment(experiment.experiment_id)
+        if not set(_KIND.items()) <= set(experiment.tags.items()):  # made by an older version
+            self.client.set_experiment_tag(experiment.experiment_id, *next(iter(_KIND.items())))
         return str(experiment.experiment_id)
 
     def _location(self) -> str | None:
@@ -185,9 +196,10 @@ class StudyTracker:
         sampled: Mapping[str, Any],
         config: Mapping[str, Any],
         omit: Collection[str] = (),
+        revision: int = 0,
     ) -> TrialRun:
         """Open the trial's child run with its resolved config as params (less ``omit``,
-        keys whose value is only known later)."""
+        keys whose value is only known later), tagged with the study revision."""
         tags = {
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
             MLFLOW_RUN_NAME: run_name(number, sampled),
@@ -195,6 +207,7 @@ class StudyTracker:
             Tag.STUDY: self.study_name,
             Tag.TRIAL: str(number),
             Tag.STATE: "RUNNING",
+            Tag.REVISION: str(revision),
         }
         run = (
             self.call(self.client.create_run, self.experiment_id, tags=tags)
@@ -244,6 +257,16 @@ class StudyTracker:
                 self.call(self.client.log_artifacts, self.parent_run_id, str(folder), name)
         self.call(self.client.set_terminated, self.parent_run_id, "FINISHED")
 
+    def summarized(self) -> bool:
+        """True when the study's parent run exists and is FINISHED: its summary is written
+        (a run interrupted during the summary left it KILLED)."""
+        experiment = self.client.get_experiment_by_name(self.study_name)
+        if experiment is None or experiment.lifecycle_stage == "deleted":
+            return False
+        self.experiment_id = str(experiment.experiment_id)
+        parents = self._parents()
+        return bool(parents) and parents[0].info.status == "FINISHED"
+
     def close_parent(self, status: str) -> None:
         if self.parent_run_id:
             self.call(self.client.set_terminated, self.parent_run_id, status)
@@ -271,3 +294,10 @@ class StudyTracker:
 def _make_sqlite_dir(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _setup_lock(uri: str) -> contextlib.AbstractContextManager[None]:
+    """``search.cli.locks.first_use`` for an SQLite store (a server sets itself up)."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    return first_use(Path(uri.removeprefix("sqlite:///")).expanduser())

@@ -8,11 +8,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
+import optuna
+from optuna_integration import KerasPruningCallback
 
 from search.cli.signals import raise_pending
 from search.study.outcome import DIVERGED, Diagnosed
 
-__all__ = ["EpochRecorder", "TrialDiverged"]
+__all__ = ["EpochRecorder", "PruningCallback", "TrialDiverged"]
 
 
 class TrialDiverged(Diagnosed):
@@ -57,3 +59,21 @@ class EpochRecorder(keras.callbacks.Callback):
     def _learning_rate(self) -> Any:
         optimizer = self.model.optimizer
         return optimizer.learning_rate if optimizer is not None else math.nan
+
+
+class PruningCallback(KerasPruningCallback):
+    """Optuna's Keras pruning callback, but never at the last epoch: the trial has trained
+    its whole budget by then, so pruning it saves nothing and would drop a fully trained
+    trial from the best. That epoch is reported; the trial ends COMPLETE."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str, epochs: int) -> None:
+        super().__init__(trial, monitor)
+        self.trial, self.monitor, self.last_epoch = trial, monitor, epochs - 1
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if epoch < self.last_epoch:
+            super().on_epoch_end(epoch, dict(logs or {}))
+            return
+        value = (logs or {}).get(self.monitor)
+        if value is not None:
+            self.trial.report(float(value), step=epoch)

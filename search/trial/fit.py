@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 import keras
 import pandas as pd
 from omegaconf import DictConfig
+from optuna.distributions import CategoricalDistribution
 
 from models import build_model, make_optimizer
 from search.cli.errors import HarnessError, first_line
 from search.config.compose import as_dict, resolved_copy
+from search.config.space import ParamSpec
 from search.data.splits import Splits
 from search.trial.callbacks import EpochRecorder
 from search.trial.diagnostics import (
@@ -63,18 +65,33 @@ def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
     return model
 
 
-def preflight(cfg: DictConfig, splits: Splits) -> None:
+def preflight(cfg: DictConfig, splits: Splits, specs: Sequence[ParamSpec] = ()) -> None:
     """Build the study's base model once, so a bad model config (an unknown option, ImageNet
-    weights that cannot be downloaded) fails before any study or run exists."""
+    weights that cannot be downloaded) fails before any study or run exists; and each
+    optimizer the config or its space names."""
     probe = resolved_copy(cfg)
     if str(probe.optimizer.learning_rate) == "auto":
         probe.optimizer.learning_rate = probe.lr_find.min_lr
+    for name in _optimizer_names(probe, specs):
+        try:
+            make_optimizer(name, float(probe.optimizer.learning_rate))
+        except ValueError as exc:
+            where = "optimizer.name" if name == probe.optimizer.name else "space.optimizer.name"
+            raise HarnessError(f"{where}: {first_line(exc)}") from None
     try:
         build_compiled(probe, splits)
     except (ValueError, TypeError) as exc:
         raise HarnessError(f"model: {first_line(exc, 300)}") from None
     finally:
         keras.backend.clear_session()
+
+
+def _optimizer_names(cfg: DictConfig, specs: Sequence[ParamSpec]) -> list[str]:
+    names = [str(cfg.optimizer.name)]
+    for spec in specs:
+        if spec.name == "optimizer.name" and isinstance(spec.distribution, CategoricalDistribution):
+            names += [str(choice) for choice in spec.distribution.choices]
+    return names
 
 
 def fit_config(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,17 +20,16 @@ from typing import Any
 import optuna
 import psutil
 from omegaconf import DictConfig, OmegaConf
-from optuna_integration import KerasPruningCallback
 
 from search.cli.signals import interruptible
 from search.config.compose import as_dict, resolved_copy
 from search.config.space import ParamSpec, apply_params, sample_params
 from search.data.splits import Splits
 from search.study.names import Attr
-from search.study.outcome import DIVERGED, Outcome, outcome_of
+from search.study.outcome import Outcome, outcome_of
 from search.tracking.runs import TrialRun
 from search.tracking.tracker import StudyTracker
-from search.trial.callbacks import EpochRecorder
+from search.trial.callbacks import EpochRecorder, PruningCallback
 from search.trial.fit import FitResult, fit_config
 from search.trial.graphs import released_graphs
 from search.trial.history import save_history, summarize_epochs
@@ -52,11 +52,19 @@ def trial_config(
 
 
 def make_objective(
-    cfg: DictConfig, specs: list[ParamSpec], splits: Splits, tracker: StudyTracker
+    cfg: DictConfig,
+    specs: list[ParamSpec],
+    splits: Splits,
+    tracker: StudyTracker,
+    revision: int = 0,
 ) -> Callable[[optuna.Trial], float]:
+    """The objective of the study's ``revision`` (``search.study.revisions``)."""
+
     def objective(trial: optuna.Trial) -> float:
+        if revision:  # revision 0 is the default of a trial without the attr
+            trial.set_user_attr(Attr.REVISION, revision)
         with released_graphs():  # the trial's TensorFlow graphs go when it ends
-            return _run_trial(trial, cfg, specs, splits, tracker)
+            return _run_trial(trial, cfg, specs, splits, tracker, revision)
 
     return objective
 
@@ -67,14 +75,15 @@ def _run_trial(
     specs: list[ParamSpec],
     splits: Splits,
     tracker: StudyTracker,
+    revision: int,
 ) -> float:
     config, sampled = trial_config(cfg, trial, specs)
     auto_lr = str(config.optimizer.learning_rate) == "auto"
     run = tracker.start_trial(
-        trial.number, sampled, as_dict(config), omit=(LR_KEY,) if auto_lr else ()
+        trial.number, sampled, as_dict(config), omit=(LR_KEY,) if auto_lr else (), revision=revision
     )
     recorder = EpochRecorder(sink=run.log_epoch)
-    pruning = KerasPruningCallback(trial, str(cfg.metric))
+    pruning = PruningCallback(trial, str(cfg.metric), int(cfg.train.epochs))
     try:  # from here on, whatever happens closes the run
         if run.run_id:  # empty while the MLflow store is unreachable (sync back-fills)
             trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
@@ -88,7 +97,7 @@ def _run_trial(
             result = fit_config(config, splits, recorder, callbacks=[pruning])
     except BaseException as exc:
         outcome = outcome_of(exc)
-        if outcome.diagnosis == DIVERGED:
+        if outcome.diagnosis:  # the pruning callback did not see the epoch that decided it
             _report_last_epoch(trial, recorder, str(cfg.metric))
         try:
             _end(trial, run, outcome, recorder, config)
@@ -114,11 +123,14 @@ def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Tr
 
 
 def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, metric: str) -> None:
-    """Report the diverged epoch's validation figure (the pruning callback never saw it)."""
+    """Report the validation figure of the epoch a diagnosis stopped (stuck at chance,
+    diverged: raised before the pruning callback saw that epoch) to Optuna."""
     if recorder.rows:
         row = recorder.rows[-1]
         value = row.get(metric, 0.0)
-        trial.report(value if math.isfinite(value) else 0.0, step=int(row["epoch"]))
+        with warnings.catch_warnings():  # "already reported": the pruning callback saw it
+            warnings.simplefilter("ignore", UserWarning)
+            trial.report(value if math.isfinite(value) else 0.0, step=int(row["epoch"]))
 
 
 def _rss_mb() -> float:

@@ -18,6 +18,7 @@ from search.data.splits import Splits, splits_from_config
 from search.study.loop import StopRule, run_trials, settle_heap
 from search.study.pool import threads_per_worker
 from search.study.progress import FailureGuard, ProgressLine
+from search.study.revisions import settle_revision
 from search.study.samplers import make_pruner, use_sampler
 from search.study.storage import open_storage
 from search.tracking.tracker import StudyTracker
@@ -33,13 +34,15 @@ def work(
     study: optuna.Study,
     tracker: StudyTracker,
     prefix: str = "",
+    revision: int = 0,
 ) -> str:
-    """Run this worker's share of the study; returns why it stopped early ("" if it did not)."""
+    """Run this worker's share of the study (its trials are of ``revision``: see
+    ``search.study.revisions``); returns why it stopped early ("" if it did not)."""
     guard = FailureGuard(int(cfg.max_failures))
     settle_heap()
     run_trials(
         study,
-        make_objective(cfg, specs, splits, tracker),
+        make_objective(cfg, specs, splits, tracker, revision),
         StopRule(int(cfg.n_trials), cfg.timeout),
         callbacks=[ProgressLine(logging.getLogger("search"), prefix), guard],
         should_stop=lambda: bool(guard.message),
@@ -61,8 +64,9 @@ def work_in_process(
     study.pruner = make_pruner(cfg)
     tracker = StudyTracker.from_config(cfg)
     tracker.attach(experiment_id, parent_run_id)
+    revision = settle_revision(study, cfg, accept=True)  # the one the main process settled
     try:
-        return work(cfg, specs, splits, study, tracker, prefix=f"[w{index}] ")
+        return work(cfg, specs, splits, study, tracker, prefix=f"[w{index}] ", revision=revision)
     except optuna.exceptions.StorageInternalError as exc:
         return f"worker {index}: storage error ({first_line(exc)})"
 

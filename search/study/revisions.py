@@ -1,0 +1,137 @@
+"""What a study measures, and when a continued study measures something else.
+
+A study's first run records its *revision 0*: the resolved config less the keys that only
+say how long, where or how fast to search (``NOT_COMPARED``), flattened to dotted keys, in
+the study's user attrs. A later run of the same study with another search space, training
+budget, model or data is refused with the list of what changed, unless the user adds
+``accept_changes=true``: then it becomes the next revision (or an earlier one it matches),
+and every trial records the revision it ran under (user attr and MLflow tag ``revision``),
+so that the report and plots compare like with like. What the study optimizes
+(``metric``, ``direction``) cannot change: that is a new study.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import optuna
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from search.cli.errors import HarnessError
+from search.study.names import Attr
+from search.study.storage import ENDED
+
+__all__ = [
+    "NOT_COMPARED",
+    "changes",
+    "latest_revision",
+    "measured",
+    "revision_of",
+    "settle_revision",
+    "trials_of_revision",
+]
+
+# how long, where and how fast a study searches: changing them changes no trial's meaning
+NOT_COMPARED = (
+    "study_name",
+    "n_trials",
+    "timeout",
+    "workers",
+    "max_failures",
+    "seed",
+    "sampler",
+    "mlruns_dir",
+    "storage",
+    "heartbeat_interval",
+    "tracking_uri",
+    "artifact_root",
+    "accept_changes",
+    "source",
+    "train.verbose",
+    "dataset.path",  # where the data file is, not what it holds
+)
+_FIXED = ("metric", "direction")  # what the study optimizes: another study if changed
+_SHOWN = 4  # changes named in the message
+
+
+def measured(cfg: DictConfig) -> dict[str, Any]:
+    """The config's keys that decide what a trial measures, dotted, JSON-safe."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    flat = pd.json_normalize(json.loads(json.dumps(plain, default=str)), sep=".")
+    row = flat.iloc[0].to_dict() if not flat.empty else {}
+    return {
+        key: _plain(value)
+        for key, value in sorted(row.items())
+        if not any(key == k or key.startswith(f"{k}.") for k in NOT_COMPARED)
+    }
+
+
+def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``key: old -> new`` for each key that differs (``(none)`` for an added or dropped key)."""
+    out = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key, "(none)"), now.get(key, "(none)")
+        if old != new:
+            out.append(f"{key}: {old} -> {new}")
+    return out
+
+
+def settle_revision(study: optuna.Study, cfg: DictConfig, accept: bool) -> int:
+    """The revision this run's trials belong to; refuses a changed study unless ``accept``."""
+    now = measured(cfg)
+    revisions: list[dict[str, Any]] = list(study.user_attrs.get(Attr.REVISIONS, []))
+    if not revisions:  # a new study, or one made before revisions were recorded
+        study.set_user_attr(Attr.REVISIONS, [now])
+        return 0
+    if now in revisions:
+        return revisions.index(now)
+    diff = changes(revisions[-1], now)
+    fixed = [line for line in diff if line.split(":", 1)[0] in _FIXED]
+    if fixed:
+        raise HarnessError(
+            f"study {study.study_name} was made to optimize another objective ({fixed[0]}); "
+            f"start a new study: study_name={study.study_name}_v2"
+        )
+    if not accept:
+        shown = "; ".join(diff[:_SHOWN])
+        if diff[_SHOWN:]:
+            shown += f"; and {len(diff) - _SHOWN} more"
+        raise HarnessError(
+            f"study {study.study_name} has {len(study.trials)} trials under another config "
+            f"({shown}); add accept_changes=true to continue it as revision "
+            f"{len(revisions)}, or start a new study: study_name={study.study_name}_v2"
+        )
+    study.set_user_attr(Attr.REVISIONS, [*revisions, now])
+    return len(revisions)
+
+
+def trials_of_revision(study: optuna.Study, revision: int) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials run under ``revision`` (a trial without the attr is revision 0)."""
+    return [t for t in study.get_trials(deepcopy=False) if revision_of(t) == revision]
+
+
+def latest_revision(study: optuna.Study) -> tuple[optuna.Study, int | None]:
+    """The study as it is (and None) when its trials are of one revision; else an
+    in-memory copy holding the trials of the newest trial's revision (renumbered from 0),
+    named ``<study> r<k>``, and k."""
+    ended = study.get_trials(deepcopy=False, states=ENDED)
+    if len({revision_of(t) for t in ended}) < 2:
+        return study, None
+    newest = revision_of(max(ended, key=lambda t: t.number))
+    view = optuna.create_study(
+        study_name=f"{study.study_name} r{newest}", directions=study.directions
+    )
+    view.add_trials([t for t in ended if revision_of(t) == newest])
+    return view, newest
+
+
+def revision_of(trial: optuna.trial.FrozenTrial) -> int:
+    return int(trial.user_attrs.get(Attr.REVISION, 0))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars from pandas back to Python (they go to the storage as JSON)."""
+    return value.item() if hasattr(value, "item") else value
