@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from search.cli import entry, guarded
+from search.cli import entry, guarded, next_command
 from search.config import as_dict, check_config
 from search.data import splits_from_config
 from search.study import Role, Tag, outcome_of
@@ -46,10 +46,8 @@ def run_lr_find(cfg: DictConfig) -> LRFinding:
         f"suggested learning rate: {finding.suggested_lr:.3g} "
         f"({len(finding.curve)} steps, {finding.seconds:.0f}s; MLflow run {run.run_id})"
     )
-    log.info(
-        f"use it: python -m search.run study={cfg.study_name} "
-        f"optimizer.learning_rate={finding.suggested_lr:.3g}"
-    )
+    rate = f"optimizer.learning_rate={finding.suggested_lr:.3g}"
+    log.info(f"use it: {next_command('search.run', cfg, rate)}")
     return finding
 
 

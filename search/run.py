@@ -37,6 +37,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
         f"data {splits.name} ({splits.sizes()})"
     )
 
+    study.check_readable(str(cfg.storage))  # a corrupt study file: before MLflow is touched
     tracker = tracking.StudyTracker.from_config(cfg)
     tracker.check()
     optuna_study = study.open_study(cfg, specs)

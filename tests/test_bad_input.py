@@ -163,11 +163,55 @@ def test_command_line_problems_are_one_line(config: str, args: list[str], messag
     assert message in problem
 
 
+def _user_configs(root: Path) -> Path:
+    """A user's own config folder for ``--config-dir``: a good study, a broken one, an
+    unsafe one (a Python tag)."""
+    studies = root / "configs" / "study"
+    studies.mkdir(parents=True)
+    (studies / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - deep_dnn\n")
+    (studies / "broken.yaml").write_text("model: [\n")
+    (studies / "unsafe.yaml").write_text("model: !!python/object/apply:os.system [ls]\n")
+    return root / "configs"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # every way in gets the same one-line errors: flags before or after the overrides
+        (["study=nope", "--cfg", "job"], "unknown study 'nope'; available: bn_vs_nobn"),
+        (["study=nope", "--config-dir", "{dir}"], "unknown study 'nope'; available: bn_vs_nobn"),
+        (["study=mine", "trian.epochs=1", "--config-dir", "{dir}"], "did you mean train.epochs?"),
+        (["study=mine", "n_trial=1", "-cd", "{dir}"], "did you mean n_trials?"),
+        (["study=broken", "--config-dir", "{dir}"], "broken.yaml is not valid YAML (line 2"),
+        (["study=unsafe", "--config-dir", "{dir}"], "unsafe.yaml is not valid YAML (line 1"),
+        (["study=mine", "--config-dir", "{dir}/nowhere"], "--config-dir: no directory"),
+        (["study=deep_dnn", "--config-path", "/nowhere"], "--config-path: no directory /nowhere"),
+        (["study=nope", "--config-path", "../studies"], "unknown study 'nope'"),
+        (["study=deep_dnn", "--config-name", "nope"], "Cannot find primary config 'nope'"),
+        (["study=deep_dnn", "--bogus"], "cannot read the command line: unrecognized arguments"),
+        (["study=mine", "-cd", "{dir}", "n_trials=2"], "put every key=value before the flags"),
+    ],
+)
+def test_hydra_flags_do_not_bypass_the_precheck(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    folder = _user_configs(tmp_path)
+    problem = command_line_problem("run", [a.replace("{dir}", str(folder)) for a in args])
+    assert problem is not None and "\n" not in problem, problem
+    assert message in problem
+
+
+def test_a_study_from_a_config_dir_passes_the_precheck(tmp_path: Path) -> None:
+    folder = _user_configs(tmp_path)
+    assert command_line_problem("run", ["study=mine", "n_trials=2", "-cd", str(folder)]) is None
+
+
 @pytest.mark.parametrize(
     ("config", "args"),
     [
         ("run", ["study=deep_dnn", "n_trials=3", "+seed_note=x"]),
-        ("run", ["--cfg", "job", "study=nope"]),  # flags: Hydra's own handling
+        ("run", ["--help"]),  # flags that compose nothing: Hydra's own handling
+        ("run", ["study=deep_dnn", "--cfg", "job"]),
         ("run", ["-m", "study=deep_dnn,deep_dnn_bn"]),
         ("run", ["hydra.run.dir=elsewhere", "study=nope"]),  # Hydra's settings: Hydra's own
         ("train", ["from=exports/deep_dnn/best.yaml", "+model.depth=3"]),
@@ -225,6 +269,22 @@ def _cifar_names_other_content(work: Path) -> Path:
         ([SPACE_KEY], "space.model.bogus: config key 'model.bogus' does not exist"),
         ([WHEN_KEY], "space.optimizer.momentum: config key 'optimizer.nam' does not exist"),
         (["space.model.dropout_rate.type=normal"], "space.model.dropout_rate: type must be float"),
+        (["space.model.dropout_rate.high=nan"], "space.model.dropout_rate: low and high must be"),
+        (["space.model.dropout_rate.high=inf"], "space.model.dropout_rate: low and high must be"),
+        (["space.optimizer.learning_rate.low=-inf"], "space.optimizer.learning_rate: low and"),
+        (["space.model.dropout_rate.step=nan"], "space.model.dropout_rate: step must be a"),
+        (["space.model.batch_norm.choices=[false,1]"], "space.model.batch_norm: choices mix bool"),
+        (["space.model.batch_norm.choices=[false,'no']"], "choices mix bool and string"),
+        (["optimizer.learning_rate=nan"], "optimizer.learning_rate must be a positive number"),
+        (["optimizer.learning_rate=inf"], "optimizer.learning_rate must be a positive number"),
+        (["timeout=inf"], "timeout must be a positive number of seconds or null, got inf"),
+        (["accept_changes=maybe"], "accept_changes must be true or false, got 'maybe'"),
+        # the optimizer: named under optimizer.name, not model:
+        (["optimizer.name=nadamm"], "optimizer.name: unknown optimizer 'nadamm'; use one of sgd"),
+        (
+            ["+space.optimizer.name={type:categorical,choices:[sgd,adamm]}"],
+            "space.optimizer.name: unknown optimizer 'adamm'",
+        ),
         # counts
         (["n_trials=0"], "n_trials must be a positive whole number, got 0"),
         (["n_trials=-3"], "n_trials must be a positive whole number, got -3"),

@@ -188,7 +188,8 @@ def test_interrupt_closes_the_running_trials_and_the_command_continues(
     (parent,) = parent_runs(client)
     assert parent.info.status == "KILLED"
 
-    again = run_cli("search.run", *args, "train.epochs=2", cwd=workdir)
+    # a shorter budget to finish quickly: a changed study, continued as the user says so
+    again = run_cli("search.run", *args, "train.epochs=2", "accept_changes=true", cwd=workdir)
     assert again.returncode == 0, again.stderr
     study = study_in(workdir)
     assert len(study.get_trials(states=FINISHED)) == 3
@@ -222,6 +223,7 @@ def test_a_trial_that_raises_fails_alone_and_max_failures_stops_a_broken_space(
         "n_trials=10",
         "max_failures=2",
         broken,
+        "accept_changes=true",  # the space changed: its new revision is the broken one
         *tiny(workdir / "mlruns"),
         cwd=workdir,
     )

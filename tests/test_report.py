@@ -137,7 +137,7 @@ def test_mc_dropout_table_and_figure(work: Path, by_bn: Path) -> None:
 def test_each_arm_best_config_and_retrain_command(work: Path, by_bn: Path) -> None:
     study = study_in(work)
     page = (by_bn / "report.html").read_text(encoding="utf-8")
-    assert "python -m search.export study=deep_dnn storage=" in page
+    assert f"python -m search.export study=deep_dnn mlruns_dir={work / 'mlruns'}\n" in page
     assert "python -m search.train from=exports/deep_dnn/best.yaml" in page
     overall = str(study.best_trial.params["model.batch_norm"])
     other_arm = {"False": "True", "True": "False"}[overall]

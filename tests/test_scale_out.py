@@ -72,7 +72,7 @@ def test_kill_9_on_postgres_fails_the_trial_and_kills_its_run(
     wait_for(mid_trial(workdir, storage=postgres_url), proc)
     proc.kill()
     proc.wait(timeout=30)
-    again = run_cli("search.run", *args, "train.epochs=2", cwd=workdir)
+    again = run_cli("search.run", *args, "train.epochs=2", "accept_changes=true", cwd=workdir)
     assert again.returncode == 0, again.stderr
     study = optuna.load_study(study_name="deep_dnn", storage=postgres_url)
     (killed,) = study.get_trials(states=(FAIL,))

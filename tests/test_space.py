@@ -17,6 +17,7 @@ from search.config import (
     sample_params,
     validate_space_keys,
 )
+from search.study import make_sampler
 
 VALID: list[tuple[dict[str, Any], str, Any]] = [
     (
@@ -73,7 +74,33 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"a": {"type": "float", "low": 0.0, "high": 1, "step": 0}}, "step must be a positive"),
     ({"a": 0.5}, "expected a mapping"),
     ({"a": {}}, "empty"),
+    # values that are not numbers, and choices of mixed types (issue 13)
+    ({"a": {"type": "float", "low": float("nan"), "high": 1}}, "must be finite numbers"),
+    ({"a": {"type": "float", "low": 0, "high": float("inf")}}, "must be finite numbers"),
+    ({"a": {"type": "float", "low": float("-inf"), "high": 0}}, "must be finite numbers"),
+    ({"a": {"type": "int", "low": 0, "high": float("inf")}}, "must be finite numbers"),
+    ({"a": {"type": "float", "low": 0, "high": 1, "step": float("nan")}}, "step must be a"),
+    ({"a": {"type": "float", "low": 0, "high": 1, "step": float("inf")}}, "step must be a"),
+    ({"a": {"type": "float", "low": "1e-3", "high": 1}}, "write exponents with a dot"),
+    ({"a": {"type": "float", "low": 0.1, "high": 1, "log": "yes"}}, "log must be true or false"),
+    ({"a": {"type": "float", "low": 0, "high": 1, "step": 0.3}}, "step 0.3 does not divide"),
+    ({"a": {"type": "categorical", "choices": [1, "a"]}}, "choices mix number and string"),
+    ({"a": {"type": "categorical", "choices": [True, 1]}}, "choices mix bool and number"),
+    ({"a": {"type": "categorical", "choices": ["x", False]}}, "choices mix bool and string"),
+    ({"a": {"type": "categorical", "choices": [0.1, float("nan")]}}, "finite numbers"),
+    ({"a": {"type": "categorical", "choices": [1, 1.0]}}, "choice 1.0 is listed twice"),
+    ({"a": {"type": "categorical", "choices": ["x", "x"]}}, "choice 'x' is listed twice"),
+    ({"a": {"type": "categorical", "choices": [[1], [2]]}}, "choices must be scalars"),
 ]
+
+# one type per categorical: null may join any, ints and floats are numbers
+MIXED_BUT_VALID = [[None, "l2"], [None, 0.5], [0, 0.25, 0.5], [False, True, None]]
+
+
+@pytest.mark.parametrize("choices", MIXED_BUT_VALID)
+def test_choices_of_one_type_with_null_are_valid(choices: list[Any]) -> None:
+    (spec,) = parse_space({"a": {"type": "categorical", "choices": choices}})
+    assert spec.distribution == CategoricalDistribution(tuple(choices))
 
 
 @pytest.mark.parametrize(("space", "message"), INVALID)
@@ -167,6 +194,36 @@ def test_grid_space_enumerates_steps_and_choices() -> None:
         grid_search_space(
             parse_space({"a": {"type": "float", "low": 1e-4, "high": 1, "log": True}})
         )
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "step", "decimals"),
+    [(0.0, 0.9, 0.1, 1), (0.05, 0.95, 0.15, 2), (0.0, 1.0, 0.05, 2), (1e-4, 1e-3, 1e-4, 4)],
+)
+@pytest.mark.parametrize("sampler", ["random", "tpe", "qmc"])
+def test_stepped_floats_are_stored_on_their_step_decimals(
+    low: float, high: float, step: float, decimals: int, sampler: str
+) -> None:
+    """0.1 * 3 is 0.30000000000000004 in floats: what Optuna stores (params, the trials
+    table, the Optuna CLI) is rounded to the step's decimals, and on the step grid."""
+    space = {"a": {"type": "float", "low": low, "high": high, "step": step}}
+    specs = parse_space(space)
+    cfg = OmegaConf.create({"a": 0.0, "seed": 0, "sampler": {"name": sampler}})
+    study = optuna.create_study(sampler=make_sampler(cfg, specs, seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        value = sample_params(trial, specs, cfg)["a"]
+        study.tell(trial, value)
+    stored = [t.params["a"] for t in study.trials]
+    assert all(repr(v) == repr(round(v, decimals)) for v in stored), stored
+    assert all(abs((v - low) / step - round((v - low) / step)) < 1e-9 for v in stored)
+    assert len(set(stored)) > 3  # it does search
+
+
+def test_grid_values_are_on_the_step_decimals() -> None:
+    specs = parse_space({"a": {"type": "float", "low": 0.0, "high": 0.9, "step": 0.1}})
+    shown = [repr(v) for v in grid_search_space(specs)["a"]]
+    assert shown == "0.0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9".split()
 
 
 def test_null_parameters_are_not_searched() -> None:

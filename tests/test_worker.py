@@ -197,7 +197,7 @@ def test_an_unreachable_store_goes_offline_once_and_comes_back(
     run = tracker.start_trial(5, {"x": 0.5}, {"x": 0.5})  # the store is back: reconnects
     assert tracker.online and run.run_id
     warnings = [r.message for r in caplog.records if "unreachable (" in r.message]
-    assert len(warnings) == 1 and "search.sync study=s" in warnings[0]
+    assert len(warnings) == 1 and "search.sync study_name=s" in warnings[0]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # this test's own ask()

@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from search.cli.precheck import CONFIG_DIR
+from search.cli import next_command
 from search.report.arms import Arms, _float, _get, best_row
 from search.study.exports import trial_export
 from search.study.names import Attr
@@ -51,7 +51,7 @@ def best_configs(arms: Arms, main: optuna.Study, cfg: DictConfig, out: Path) -> 
         path = None
         if (str(row["study"]), trial.number) == overall:
             commands = [
-                f"python -m search.export {_study_args(main.study_name, str(cfg.storage))}",
+                next_command("search.export", cfg),
                 f"python -m search.train from=exports/{main.study_name}/best.yaml",
             ]
         else:
@@ -72,16 +72,6 @@ def best_configs(arms: Arms, main: optuna.Study, cfg: DictConfig, out: Path) -> 
             )
         )
     return made
-
-
-def _study_args(study_name: str, storage: str) -> str:
-    """``study=<name>`` when a study file of that name exists, else ``study_name=<name>``
-    (the study was run with another name); the storage when it is not the default."""
-    known = (CONFIG_DIR / "study" / f"{study_name}.yaml").is_file()
-    args = f"study={study_name}" if known else f"study_name={study_name}"
-    if storage != "mlruns/optuna.journal":
-        args += f" storage={shown_storage(storage)}"
-    return args
 
 
 def shown_storage(storage: str) -> str:

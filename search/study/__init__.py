@@ -41,6 +41,7 @@ from search.study.samplers import (
 from search.study.storage import (
     ENDED,
     FINISHED,
+    check_readable,
     count_finished,
     load_existing_study,
     open_storage,
@@ -66,6 +67,7 @@ __all__ = [
     "Tag",
     "WorkerEnd",
     "WorkerTarget",
+    "check_readable",
     "check_sampling",
     "count_finished",
     "describe",

@@ -53,6 +53,7 @@ NOT_COMPARED = (
     "dataset.path",  # where the data file is, not what it holds
 )
 _FIXED = ("metric", "direction")  # what the study optimizes: another study if changed
+_FOUND = ("optimizer.learning_rate",)  # learning_rate: auto stores the rate each trial found
 _SHOWN = 4  # changes named in the message
 
 
@@ -82,11 +83,14 @@ def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 def settle_revision(study: optuna.Study, cfg: DictConfig, accept: bool) -> int:
     """The revision this run's trials belong to; refuses a changed study unless ``accept``."""
     now = measured(cfg)
-    revisions: list[dict[str, Any]] = list(study.user_attrs.get(Attr.REVISIONS, []))
-    if not revisions:  # a new study, or one made before revisions were recorded
+    recorded: list[dict[str, Any]] = list(study.user_attrs.get(Attr.REVISIONS, []))
+    revisions = recorded or _from_first_trial(study, now)
+    if not revisions:  # a new study
         study.set_user_attr(Attr.REVISIONS, [now])
         return 0
     if now in revisions:
+        if not recorded:
+            study.set_user_attr(Attr.REVISIONS, revisions)
         return revisions.index(now)
     diff = changes(revisions[-1], now)
     fixed = [line for line in diff if line.split(":", 1)[0] in _FIXED]
@@ -106,6 +110,18 @@ def settle_revision(study: optuna.Study, cfg: DictConfig, accept: bool) -> int:
         )
     study.set_user_attr(Attr.REVISIONS, [*revisions, now])
     return len(revisions)
+
+
+def _from_first_trial(study: optuna.Study, now: dict[str, Any]) -> list[dict[str, Any]]:
+    """Revision 0 of a study made before revisions were recorded: its first trial's stored
+    config, with the keys that trial sampled (and a rate it found) taken from ``now``."""
+    first = next((t for t in study.trials if isinstance(t.user_attrs.get(Attr.CONFIG), dict)), None)
+    if first is None:
+        return []
+    searched = {*first.params, *_FOUND}
+    stored = measured(OmegaConf.create(first.user_attrs[Attr.CONFIG]))
+    kept = {k: v for k, v in stored.items() if k not in searched}
+    return [{**{k: v for k, v in now.items() if k in searched}, **kept}]
 
 
 def trials_of_revision(study: optuna.Study, revision: int) -> list[optuna.trial.FrozenTrial]:

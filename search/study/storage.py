@@ -4,6 +4,8 @@ the study opened or continued in it, and its finished trials."""
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from search.study.samplers import make_pruner, use_sampler
 __all__ = [
     "ENDED",
     "FINISHED",
+    "check_readable",
     "count_finished",
     "load_existing_study",
     "open_storage",
@@ -46,10 +49,65 @@ def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
             pruner=make_pruner(cfg),
             load_if_exists=True,
         )
-    except SQLAlchemyError as exc:
-        raise HarnessError(f"storage: cannot open {cfg.storage} ({first_line(exc)})") from None
+    except (SQLAlchemyError, ValueError, OSError) as exc:
+        raise _unreadable(str(cfg.storage), exc) from None
     use_sampler(study, cfg, specs)
     return study
+
+
+def check_readable(url: str) -> None:
+    """A study file that exists (journal, SQLite) must read as one before anything else is
+    made next to it; a server is reached when the study is opened."""
+    path = _file_of(url)
+    if path is None or not path.exists():
+        return
+    if "://" not in url and path.is_file():
+        _check_last_line(path)
+    storage = open_storage(url, create=False)
+    try:
+        optuna.get_all_study_names(storage)
+    except (SQLAlchemyError, ValueError, OSError) as exc:
+        raise _unreadable(url, exc) from None
+
+
+def _check_last_line(journal: Path, settle: float = 0.5) -> None:
+    """Optuna reads a journal whose last line is cut off (a process killed mid-write) as if
+    the line were not there, then appends after it, which breaks the whole file: refuse.
+    A writer holds the journal's lock for one line; a cut line that stays is not one."""
+    for attempt in range(2):
+        with journal.open("rb") as f:
+            f.seek(max(0, journal.stat().st_size - 65536))
+            tail = f.read()
+        last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        try:
+            complete = not tail or (tail.endswith(b"\n") and isinstance(json.loads(last), dict))
+        except ValueError:
+            complete = False
+        if complete:
+            return
+        if not attempt:
+            time.sleep(settle)
+    raise HarnessError(
+        f"storage: the last line of {journal} is cut off or not JSON (a process killed while "
+        "writing?); delete that line to keep the trials before it, or move the file away"
+    )
+
+
+def _file_of(url: str) -> Path | None:
+    if "://" not in url:
+        return Path(url).expanduser()
+    with contextlib.suppress(ArgumentError):
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            return Path(parsed.database).expanduser()
+    return None
+
+
+def _unreadable(url: str, exc: BaseException) -> HarnessError:
+    return HarnessError(
+        f"storage: cannot read {url} ({first_line(exc)}); it may be corrupt or truncated: "
+        "move it away to start afresh, or give another storage=..."
+    )
 
 
 def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
@@ -117,7 +175,9 @@ def _journal(path: Path, create: bool) -> optuna.storages.BaseStorage:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:  # a line in it is not JSON
+        raise _unreadable(str(path), exc) from None
+    except OSError as exc:
         raise HarnessError(f"storage: cannot open the journal {path} ({first_line(exc)})") from None
 
 

@@ -1,7 +1,7 @@
 """The MLflow side of a search: the study's experiment, parent run and trial runs
-(``tracker``, ``runs``, ``params``), MLflow brought up to date with the Optuna study
-(``sync``), and the study's summary and pictures on its parent run (``summary``,
-``plots``)."""
+(``tracker``, ``runs``, ``params``) on a store reached or set up once (``store``), MLflow
+brought up to date with the Optuna study (``sync``), and the study's summary and pictures
+on its parent run (``summary``, ``plots``)."""
 
 from __future__ import annotations
 

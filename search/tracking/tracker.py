@@ -19,25 +19,21 @@ from typing import Any, TypeVar
 import requests
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig
 
 from search.cli.errors import HarnessError, first_line
 from search.cli.hints import next_command
-from search.cli.locks import first_use
 from search.study.names import Role, Tag
 from search.tracking.params import MAX_BATCH, chunks, flatten_config, run_name
 from search.tracking.runs import TrialRun
+from search.tracking.store import EXPERIMENT_KIND, make_client, make_sqlite_dir
 
 __all__ = ["StudyTracker"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _UNREACHABLE = (MlflowException, OSError, requests.RequestException)
-# MLflow's tag for what an experiment holds: training runs, not GenAI traces (the UI reads
-# it where its GenAI / Model training switch is off; see search.ui)
-_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class StudyTracker:
@@ -53,14 +49,7 @@ class StudyTracker:
     ) -> None:
         self.study_name = study_name
         self.sync_hint = f"python -m search.sync study_name={study_name}"
-        try:
-            with _setup_lock(tracking_uri):  # MlflowClient migrates a new database's schema
-                self.client = MlflowClient(tracking_uri=tracking_uri)
-        except MlflowException as exc:  # e.g. MLflow 3.13+ refuses a plain ./mlruns file store
-            raise HarnessError(
-                f"tracking_uri: cannot use {tracking_uri} ({first_line(exc)}); "
-                "use sqlite:///mlruns/mlflow.db or http://host:port"
-            ) from None
+        self.client = make_client(tracking_uri)
         self.artifact_root = Path(artifact_root).expanduser().resolve()
         self.experiment_id = ""
         self.parent_run_id = ""
@@ -120,7 +109,7 @@ class StudyTracker:
 
     def check(self) -> None:
         """Reach the MLflow store without creating anything in it (but its schema)."""
-        _make_sqlite_dir(self.client.tracking_uri)
+        make_sqlite_dir(self.client.tracking_uri)
         try:
             self.client.search_experiments(max_results=1)
         except MlflowException as exc:
@@ -144,7 +133,7 @@ class StudyTracker:
         if experiment is None:
             try:
                 return self.client.create_experiment(
-                    self.study_name, artifact_location=self._location(), tags=_KIND
+                    self.study_name, artifact_location=self._location(), tags=EXPERIMENT_KIND
                 )
             except MlflowException:  # another machine's worker created it a moment ago
                 experiment = self.client.get_experiment_by_name(self.study_name)
@@ -152,8 +141,9 @@ class StudyTracker:
                     raise
         if experiment.lifecycle_stage == "deleted":
             self.client.restore_experiment(experiment.experiment_id)
-        if not set(_KIND.items()) <= set(experiment.tags.items()):  # made by an older version
-            self.client.set_experiment_tag(experiment.experiment_id, *next(iter(_KIND.items())))
+        for key, value in EXPERIMENT_KIND.items():  # an experiment made by an older version
+            if experiment.tags.get(key) != value:
+                self.client.set_experiment_tag(experiment.experiment_id, key, value)
         return str(experiment.experiment_id)
 
     def _location(self) -> str | None:
@@ -289,15 +279,3 @@ class StudyTracker:
             token = page.token
             if not token:
                 return out
-
-
-def _make_sqlite_dir(uri: str) -> None:
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
-def _setup_lock(uri: str) -> contextlib.AbstractContextManager[None]:
-    """``search.cli.locks.first_use`` for an SQLite store (a server sets itself up)."""
-    if not uri.startswith("sqlite:///"):
-        return contextlib.nullcontext()
-    return first_use(Path(uri.removeprefix("sqlite:///")).expanduser())
