@@ -20,7 +20,7 @@ import optuna
 from omegaconf import DictConfig
 
 from search import config, data, study, tracking, trial
-from search.cli import HarnessError, entry, guarded, held, next_command
+from search.cli import HarnessError, entry, guarded, held, next_command, raise_pending
 
 log = logging.getLogger("search")
 
@@ -49,7 +49,6 @@ def run_study(cfg: DictConfig) -> optuna.Study:
         if not tracker.summarized():  # an earlier run stopped before its summary
             _finish(optuna_study, tracker, cfg, started=time.perf_counter())
         return optuna_study
-    tracker.open()
     log.info(
         f"running {int(cfg.n_trials) - done} more trial(s) ({done} finished before)"
         f"{f', revision {revision}' if revision else ''}; "
@@ -57,7 +56,8 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     )
 
     started = time.perf_counter()
-    try:
+    try:  # from the parent run's opening on, an interrupt closes it (and any trial's run)
+        tracker.open()
         tracking.sync_study(optuna_study, tracker, str(cfg.metric))
         if int(cfg.workers) == 1:
             stopped = trial.work(cfg, specs, splits, optuna_study, tracker, revision=revision)
@@ -101,11 +101,12 @@ def _finish(
 ) -> None:
     """Bring MLflow up to date with the study and write the summary on the parent run
     (interrupted, the parent run is closed KILLED: the same command writes it next time)."""
-    if standalone:
-        tracker.open()
     try:
+        if standalone:
+            tracker.open()
         if tracker.online:
             tracking.sync_study(optuna_study, tracker, str(cfg.metric))
+        raise_pending()
         _summarize(optuna_study, tracker, cfg, time.perf_counter() - started)
     except BaseException:
         if standalone:

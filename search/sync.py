@@ -12,7 +12,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from search.cli import entry, guarded
+from search.cli import entry, guarded, held, raise_pending
 from search.study import load_existing_study
 from search.tracking import StudyTracker, publish_summary, sync_study
 
@@ -23,9 +23,15 @@ def run_sync(cfg: DictConfig) -> None:
     study = load_existing_study(str(cfg.storage), str(cfg.study_name))
     tracker = StudyTracker.from_config(cfg)
     tracker.check()
-    tracker.open()
-    created, closed = sync_study(study, tracker, str(cfg.metric))
-    publish_summary(study, tracker)
+    try:  # opening marks the parent run RUNNING: an interrupt closes it KILLED
+        tracker.open()
+        created, closed = sync_study(study, tracker, str(cfg.metric))
+        raise_pending()
+        publish_summary(study, tracker)
+    except BaseException:
+        with held():
+            tracker.close_parent("KILLED")
+        raise
     log.info(
         f"study {cfg.study_name}: {len(study.trials)} trials; "
         f"{created} run(s) back-filled, {closed} closed; summary updated on the parent run"

@@ -91,6 +91,27 @@ def test_ctrl_c_during_the_summary_is_completed_by_the_same_command(
     assert len(study_of(mlruns).trials) == 2
 
 
+def test_ctrl_c_during_a_sync_leaves_the_parent_run_closed(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import search.sync
+
+    monkeypatch.chdir(workdir)
+    mlruns = workdir / "mlruns"
+    cfg = compose("study=deep_dnn", *tiny(mlruns, "n_trials=1", "train.epochs=1"))
+    run_study(cfg)
+
+    def interrupted(*args: object, **kwargs: object) -> dict[str, float]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search.sync, "publish_summary", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        search.sync.run_sync(cfg)
+    assert parent_run(mlruns).info.status == "KILLED"  # type: ignore[attr-defined]
+    run_study(cfg)  # the same study's command completes the summary
+    assert parent_run(mlruns).info.status == "FINISHED"  # type: ignore[attr-defined]
+
+
 CHANGES = [
     (["space.optimizer.learning_rate.high=0.1"], "space.optimizer.learning_rate.high: 0.01 -> 0.1"),
     (["train.epochs=2"], "train.epochs: 1 -> 2"),

@@ -21,6 +21,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from optuna.trial import FrozenTrial
 
+from search.cli.signals import held
 from search.study.names import Attr, Role, Tag
 from search.study.outcome import Outcome, recorded
 from search.study.revisions import revision_of
@@ -50,19 +51,21 @@ class TrialRecord:
 
 
 def sync_study(study: optuna.Study, tracker: StudyTracker, metric: str) -> tuple[int, int]:
-    """Back-fill missing runs and close stale ones; returns (created, closed)."""
+    """Back-fill missing runs and close stale ones; returns (created, closed). A signal is
+    held while a run is made or closed: the caller raises it (``raise_pending``) after."""
     runs = tracker.trial_runs()
     created = closed = 0
     for trial in study.get_trials(deepcopy=False, states=ENDED):
         record = trial_record(trial, metric)
         mine = runs.get(trial.number, [])
-        if not mine:
-            backfill(tracker, record)
-            created += 1
-        for run in mine:
-            if run.info.status == "RUNNING":
-                close_trial_run(tracker, run.info.run_id, record)
-                closed += 1
+        with held():  # Ctrl-C waits for this run to be whole and closed
+            if not mine:
+                backfill(tracker, record)
+                created += 1
+            for run in mine:
+                if run.info.status == "RUNNING":
+                    close_trial_run(tracker, run.info.run_id, record)
+                    closed += 1
     if created or closed:
         log.info(
             f"MLflow synced with the study: {created} trial run(s) back-filled, "
