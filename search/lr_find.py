@@ -34,7 +34,7 @@ def run_lr_find(cfg: DictConfig) -> LRFinding:
     finding = find_learning_rate(cfg, splits)
     tracker.open(parent=False)
     run = tracker.start_run("lr_find", {Tag.ROLE: Role.LR_FIND}, as_dict(cfg))
-    with tempfile.TemporaryDirectory(prefix="search-lrfind-") as tmp:
+    with run.ended_by_errors(), tempfile.TemporaryDirectory(prefix="search-lrfind-") as tmp:
         out = Path(tmp)
         write_finding(finding, out, f"{cfg.study_name}: LR range test")
         run.finish(

@@ -41,20 +41,22 @@ def train_exported(cfg: DictConfig) -> FitResult:
         Tag.SOURCE_TRIAL: str(trial),
     }
     run = tracker.start_run(f"retrain t{trial}", tags, as_dict(cfg))
-    log.info(f"re-training trial {trial} of {cfg.study_name} on {splits.name} ({splits.sizes()})")
-    recorder = EpochRecorder(sink=run.log_epoch)
-    try:
-        cfg, _ = resolve_auto_lr(cfg, splits)
-        result = fit_config(cfg, splits, recorder)
-    except BaseException as exc:
-        run.finish(outcome_of(exc))
-        if isinstance(exc, Diagnosed):
+    with run.ended_by_errors():  # Ctrl-C anywhere below leaves the run closed (KILLED)
+        log.info(
+            f"re-training trial {trial} of {cfg.study_name} on {splits.name} ({splits.sizes()})"
+        )
+        recorder = EpochRecorder(sink=run.log_epoch)
+        try:
+            cfg, _ = resolve_auto_lr(cfg, splits)
+            result = fit_config(cfg, splits, recorder)
+        except Diagnosed as exc:
+            run.finish(outcome_of(exc))
             raise HarnessError(f"the re-train {exc}; see MLflow run {run.run_id}") from None
-        raise
-    with tempfile.TemporaryDirectory(prefix="search-retrain-") as tmp:
-        OmegaConf.save(cfg, Path(tmp) / "config.yaml")
-        save_history(recorder.rows, Path(tmp), title=f"{cfg.study_name} re-train of trial {trial}")
-        run.finish(outcome_of(None), metrics=result.metrics, artifacts_dir=Path(tmp))
+        with tempfile.TemporaryDirectory(prefix="search-retrain-") as tmp:
+            OmegaConf.save(cfg, Path(tmp) / "config.yaml")
+            title = f"{cfg.study_name} re-train of trial {trial}"
+            save_history(recorder.rows, Path(tmp), title=title)
+            run.finish(outcome_of(None), metrics=result.metrics, artifacts_dir=Path(tmp))
     before = source.get("value")
     was = f" (the trial had {before:.4f})" if isinstance(before, float) else ""
     log.info(

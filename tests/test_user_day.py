@@ -317,3 +317,30 @@ def test_a_store_in_a_bad_state_is_named_and_left_as_it_was(
     for path, content in files.items():
         assert path.read_bytes() == content, f"{path} was changed"
     assert not journal_path(workdir).exists() or journal_path(workdir) in files
+
+
+@pytest.mark.parametrize("where", ["uploading the artifacts", "before finish"])
+def test_ctrl_c_while_a_run_is_closed_leaves_it_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A re-train's or an LR test's run: interrupted while its files upload (seconds on a
+    server) or before it is closed, it ends KILLED, never RUNNING."""
+    from search.study import outcome_of
+    from search.tracking import StudyTracker
+
+    tracker = StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "a"), "s")
+    tracker.open(parent=False)
+    run = tracker.start_run("retrain t0", {"search.role": "retrain"}, {"a": 1})
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "x.txt").write_text("x")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with run.ended_by_errors():
+            if where == "before finish":
+                raise KeyboardInterrupt
+            monkeypatch.setattr(tracker.client, "log_artifacts", interrupted)
+            run.finish(outcome_of(None), artifacts_dir=tmp_path / "files")
+    assert tracker.client.get_run(run.run_id).info.status == "KILLED"

@@ -20,6 +20,7 @@ before it would ask for a duplicate point.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 import warnings
@@ -107,6 +108,10 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> 
             value = objective(trial)
         except BaseException as exc:  # the objective has recorded it on the trial and its run
             outcome = outcome_of(exc)
+            if outcome.interrupted:  # it may have come after the objective recorded its end
+                with contextlib.suppress(Exception):  # never hide the interrupt
+                    for key, value in outcome.user_attrs().items():
+                        trial.set_user_attr(key, value)
             frozen = study.tell(trial, state=outcome.state, skip_if_finished=True)
             if outcome.interrupted:  # Ctrl-C, SIGTERM: the trial is closed, the worker ends
                 raise

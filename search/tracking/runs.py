@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Metric, Param, RunTag
 
-from search.study.outcome import Outcome
+from search.cli.signals import held
+from search.study.outcome import Outcome, outcome_of
 
 if TYPE_CHECKING:
     from search.tracking.tracker import StudyTracker
@@ -32,6 +34,20 @@ class TrialRun:
     def __init__(self, tracker: StudyTracker, run_id: str) -> None:
         self.tracker, self.run_id = tracker, run_id
         self._pending: list[Future[Any]] = []
+        self.finished = False
+
+    @contextmanager
+    def ended_by_errors(self) -> Iterator[None]:
+        """An exception (Ctrl-C included) that leaves the block before ``finish`` closes the
+        run with that exception's outcome (an interrupt: KILLED), so it is never left
+        RUNNING."""
+        try:
+            yield
+        except BaseException as exc:
+            if not self.finished:
+                with held():
+                    self.finish(outcome_of(exc))
+            raise
 
     def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
         if self.run_id:
@@ -62,7 +78,22 @@ class TrialRun:
         artifacts_dir: Path | None = None,
     ) -> None:
         """Close the run: wait for epoch metrics, log final metrics, the outcome's tags and
-        the artifacts, set the outcome's status."""
+        the artifacts, set the outcome's status. Interrupted half way (a slow artifact
+        upload), it is closed KILLED before the interrupt goes on."""
+        self.finished = True
+        try:
+            self._finish(outcome, metrics, artifacts_dir)
+        except BaseException:
+            with held():
+                self._write("set_terminated", "KILLED")
+            raise
+
+    def _finish(
+        self,
+        outcome: Outcome,
+        metrics: Mapping[str, float] | None,
+        artifacts_dir: Path | None,
+    ) -> None:
         for pending in self._pending:
             pending.result()
         self._pending.clear()
