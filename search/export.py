@@ -16,8 +16,8 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from search.cli import HarnessError, entry, guarded
-from search.config import check_study_name
-from search.study import load_existing_study, storage_identity, trial_export
+from search.config import check_same_source, check_study_name
+from search.study import load_existing_study, trial_export
 from search.tracking import trials_frame
 
 log = logging.getLogger("search")
@@ -31,7 +31,7 @@ def export_study(cfg: DictConfig) -> tuple[Path, Path]:
     out = Path(str(cfg.out))
     best_yaml, trials_csv = out / "best.yaml", out / "trials.csv"
     if not cfg.overwrite:
-        _check_same_source(best_yaml, config["source"])
+        check_same_source(best_yaml, config["source"])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -42,28 +42,6 @@ def export_study(cfg: DictConfig) -> tuple[Path, Path]:
     log.info(f"wrote {best_yaml} and {trials_csv} ({len(study.trials)} trials)")
     log.info(f"re-train: python -m search.train from={best_yaml}")
     return best_yaml, trials_csv
-
-
-def _check_same_source(best_yaml: Path, source: dict[str, object]) -> None:
-    """Refuse to replace an export of another study or store (same study: a newer best)."""
-    if not best_yaml.is_file():
-        return
-    try:
-        loaded = OmegaConf.load(best_yaml)
-    except Exception:  # not YAML: say so rather than replace it
-        loaded = OmegaConf.create({"source": {"storage": "a file that is not YAML"}})
-    before = loaded.get("source") if isinstance(loaded, DictConfig) else None
-    before = before if isinstance(before, DictConfig) else OmegaConf.create({})
-    storage = before.get("storage")
-    if isinstance(storage, str) and not storage.startswith("a file"):
-        storage = storage_identity(storage)  # an export from before paths were absolute
-    was = (before.get("study_name"), storage)
-    if was != (source["study_name"], source["storage"]):
-        raise HarnessError(
-            f"{best_yaml} holds an export of study {was[0]} from {was[1]}, not of "
-            f"{source['study_name']} from {source['storage']}; give out=DIR for this one, "
-            "or add overwrite=true to replace it"
-        )
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:

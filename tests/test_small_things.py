@@ -11,9 +11,11 @@ from pathlib import Path
 import optuna
 import pytest
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 from optuna.trial import TrialState, create_trial
 
-from search.cli import next_command
+from search.cli import HarnessError, next_command
+from search.config import check_same_source
 from search.study import ProgressLine
 from search.trial.callbacks import PruningCallback
 from tests.conftest import REPO, compose
@@ -110,3 +112,27 @@ def test_a_printed_command_outside_hydra_names_every_store(
     assert line.startswith("python -m search.export study_name=deep_dnn ")
     for key in ("mlruns_dir", "storage", "tracking_uri", "artifact_root"):
         assert f"{key}=" in line
+
+
+@pytest.mark.parametrize(
+    ("before", "keys", "refused"),
+    [
+        ({"study_name": "a", "storage": "/s/one.journal"}, (), False),  # same: a newer best
+        ({"study_name": "a", "storage": "/s/two.journal"}, (), True),  # another store
+        ({"study_name": "b", "storage": "/s/one.journal"}, (), True),  # another study
+        ({"study_name": "b", "storage": "/s/one.journal"}, ("storage",), False),  # a report arm
+        ({"study_name": "a", "storage": "/s/two.journal"}, ("storage",), True),
+        (None, (), True),  # a file that is no export
+    ],
+)
+def test_an_export_of_another_study_or_store_is_not_replaced(
+    tmp_path: Path, before: dict[str, str] | None, keys: tuple[str, ...], refused: bool
+) -> None:
+    path = tmp_path / "best.yaml"
+    path.write_text(OmegaConf.to_yaml({"source": before}) if before else "model: [\n")
+    source = {"study_name": "a", "storage": "/s/one.journal"}
+    if refused:
+        with pytest.raises(HarnessError, match="add overwrite=true"):
+            check_same_source(path, source, keys)
+    else:
+        check_same_source(path, source, keys)

@@ -5,9 +5,20 @@ how a trial's values land in the config (``space``), and exported configs as
 
 from __future__ import annotations
 
-from search.config.checks import check_config, check_storage, check_study_name, check_tracking_uri
+from search.config.checks import (
+    check_config,
+    check_storage,
+    check_study_name,
+    check_tracking_uri,
+    storage_identity,
+)
 from search.config.compose import as_dict, resolved_copy
-from search.config.exported import apply_overrides, load_exported, with_defaults
+from search.config.exported import (
+    apply_overrides,
+    check_same_source,
+    load_exported,
+    with_defaults,
+)
 from search.config.space import (
     ParamSpec,
     apply_params,
@@ -23,6 +34,7 @@ __all__ = [
     "apply_params",
     "as_dict",
     "check_config",
+    "check_same_source",
     "check_storage",
     "check_study_name",
     "check_tracking_uri",
@@ -31,6 +43,7 @@ __all__ = [
     "parse_space",
     "resolved_copy",
     "sample_params",
+    "storage_identity",
     "validate_space_keys",
     "with_defaults",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from sqlalchemy.engine import make_url
@@ -12,7 +13,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from search.cli.errors import HarnessError
 
-__all__ = ["check_config", "check_storage", "check_study_name", "check_tracking_uri"]
+__all__ = [
+    "check_config",
+    "check_storage",
+    "check_study_name",
+    "check_tracking_uri",
+    "storage_identity",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):")  # 2+ letters: not a drive (C:)
@@ -58,6 +65,20 @@ def check_storage(url: str) -> None:
             f"storage: unknown database '{parsed.drivername}' in "
             f"'{parsed.render_as_string(hide_password=True)}'; {_STORAGES}"
         ) from None
+
+
+def storage_identity(url: str) -> str:
+    """The storage as one string whatever the working directory: a journal file or an
+    SQLite database by its absolute path, a server's URL without its password."""
+    if "://" not in url:
+        return str(Path(url).expanduser().resolve())
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
+    return str(parsed.render_as_string(hide_password=True))
 
 
 def check_tracking_uri(uri: str) -> None:

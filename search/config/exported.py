@@ -13,8 +13,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from search.cli.errors import HarnessError, first_line
 from search.cli.precheck import CONFIG_DIR
+from search.config.checks import storage_identity
 
-__all__ = ["REQUIRED", "apply_overrides", "load_exported", "with_defaults"]
+__all__ = ["REQUIRED", "apply_overrides", "check_same_source", "load_exported", "with_defaults"]
 
 REQUIRED = (
     "study_name",
@@ -97,3 +98,26 @@ def apply_overrides(cfg: DictConfig, composed: DictConfig, overrides: list[str])
             continue
         OmegaConf.update(out, key, OmegaConf.select(composed, key), merge=False)
     return out
+
+
+def check_same_source(path: Path, source: dict[str, Any], keys: tuple[str, ...] = ()) -> None:
+    """Refuse to replace an exported config of another study or store (``keys``: what must
+    match, by default the study and its storage); the same study's is a newer best."""
+    keys = keys or ("study_name", "storage")
+    if not path.is_file():
+        return
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception:  # not YAML: say so rather than replace it
+        loaded = OmegaConf.create({"source": {"storage": "a file that is not YAML"}})
+    before = loaded.get("source") if isinstance(loaded, DictConfig) else None
+    was = dict(before) if isinstance(before, DictConfig) else {}
+    storage = was.get("storage")
+    if isinstance(storage, str) and not storage.startswith("a file"):
+        was["storage"] = storage_identity(storage)  # exported before paths were absolute
+    if any(was.get(key) != source[key] for key in keys):
+        raise HarnessError(
+            f"{path} holds an export of study {was.get('study_name')} from "
+            f"{was.get('storage')}, not of {source['study_name']} from {source['storage']}; "
+            "give out=DIR for this one, or add overwrite=true to replace it"
+        )

@@ -14,7 +14,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from omegaconf import DictConfig
 
 from search.cli.errors import HarnessError, first_line
-from search.config.checks import check_study_name
+from search.config.checks import check_study_name, storage_identity
+from search.config.exported import check_same_source
 from search.report.arms import Arms, arm_table, build_arms, mc_dropout_table, steady_epochs
 from search.report.best import best_configs, shown_storage
 from search.report.figures import (
@@ -63,6 +64,10 @@ def make_report(cfg: DictConfig, out: Path) -> tuple[Report, Arms]:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise HarnessError(f"top_k must be a positive whole number, got {top_k!r}")
     studies = [load_existing_study(str(cfg.storage), name)]
+    if not cfg.overwrite:  # a report of another store's study of the same name is kept
+        source = {"study_name": name, "storage": storage_identity(str(cfg.storage))}
+        for path in sorted(out.glob("best_*.yaml")):
+            check_same_source(path, source, keys=("storage",))
     if cfg.vs:
         other = str(cfg.vs)
         check_study_name(other)

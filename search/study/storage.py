@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from search.cli.errors import HarnessError, first_line
 from search.cli.locks import first_use
+from search.config.checks import storage_identity
 from search.config.space import ParamSpec
 from search.study.samplers import make_pruner, use_sampler
 
@@ -179,20 +180,6 @@ def _journal(path: Path, create: bool) -> optuna.storages.BaseStorage:
         raise _unreadable(str(path), exc) from None
     except OSError as exc:
         raise HarnessError(f"storage: cannot open the journal {path} ({first_line(exc)})") from None
-
-
-def storage_identity(url: str) -> str:
-    """The storage as one string whatever the working directory: a journal file or an
-    SQLite database by its absolute path, a server's URL without its password."""
-    if "://" not in url:
-        return str(Path(url).expanduser().resolve())
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
-    return str(parsed.render_as_string(hide_password=True))
 
 
 def count_finished(study: optuna.Study) -> int:
