@@ -109,6 +109,8 @@ def test_objective_prunes_a_trial_stuck_at_chance(tmp_path: Path) -> None:
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs["diagnosis"] == "stuck_at_chance"
     assert trial.user_attrs["metrics"]["epochs_trained"] == 3
+    # the epoch that decided it is reported to Optuna (the pruning callback never saw it)
+    assert sorted(trial.intermediate_values) == [0, 1, 2]
     run = tracker.client.get_run(trial.user_attrs["mlflow_run_id"])
     assert run.data.tags["diagnosis"] == "stuck_at_chance"
     assert run.data.tags["optuna.state"] == "PRUNED" and run.info.status == "FINISHED"
