@@ -65,8 +65,14 @@ def serve(cfg: DictConfig) -> None:
     if server.ready(f"{url}/health"):
         log.info(f"MLflow UI: {url}  (Ctrl-C to stop)")
         log.info(f"Optuna dashboard: {dashboard_command(str(cfg.storage), port)}")
-        for name, link in runs_links(backend, url):
+        links = runs_links(backend, url)
+        for name, link in links:
             log.info(f"runs of {name}: {link}")
+        if links:
+            log.info(
+                "(MLflow 3 opens an experiment on its GenAI page; these links open the runs, "
+                'or switch the sidebar to "Model training" once: the browser keeps it)'
+            )
     code = server.wait()
     if not received():
         raise HarnessError(
