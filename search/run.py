@@ -81,9 +81,10 @@ def run_study(cfg: DictConfig) -> optuna.Study:
 def _say_done(optuna_study: optuna.Study, cfg: DictConfig, done: int) -> None:
     if study.grid_done(optuna_study):
         points = len(optuna_study.get_trials(deepcopy=False))
+        more = f"; n_trials={cfg.n_trials} asks for more" if int(cfg.n_trials) > points else ""
         log.info(
-            f"the grid of study {cfg.study_name} is done: every point has been tried "
-            f"({points} trials; n_trials={cfg.n_trials} is not needed)"
+            f"the grid of study {cfg.study_name} is done: all its points have been tried "
+            f"({points} trials{more})"
         )
     else:
         log.info(

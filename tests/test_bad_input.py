@@ -187,6 +187,7 @@ def _user_configs(root: Path) -> Path:
         (["study=mine", "--config-dir", "{dir}/nowhere"], "--config-dir: no directory"),
         (["study=deep_dnn", "--config-path", "/nowhere"], "--config-path: no directory /nowhere"),
         (["study=nope", "--config-path", "../studies"], "unknown study 'nope'"),
+        (["study=mine", "--config-path", "{dir}"], "has no run.yaml (--config-path replaces"),
         (["study=deep_dnn", "--config-name", "nope"], "Cannot find primary config 'nope'"),
         (["study=deep_dnn", "--bogus"], "cannot read the command line: unrecognized arguments"),
         (["study=mine", "-cd", "{dir}", "n_trials=2"], "put every key=value before the flags"),

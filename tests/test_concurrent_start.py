@@ -78,6 +78,12 @@ def test_two_search_runs_at_once_on_a_new_mlruns_dir(tmp_path: Path) -> None:
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert "Traceback" not in err
+        assert "left RUNNING closed" not in out  # neither closed the other's live trial
     study = study_in(tmp_path)
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) >= 3
+    client = MlflowClient(f"sqlite:///{mlruns / 'mlflow.db'}")
+    for trial in finished:
+        history = client.get_metric_history(trial.user_attrs["mlflow_run_id"], "val_accuracy")
+        steps = [m.step for m in history]
+        assert sorted(steps) == sorted(set(steps)), f"trial {trial.number}: {steps}"

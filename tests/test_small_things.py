@@ -39,21 +39,25 @@ def _pruned(curve: dict[int, float], **attrs: object) -> optuna.trial.FrozenTria
 @pytest.mark.parametrize(
     ("pruner", "trial", "said"),
     [
-        (optuna.pruners.MedianPruner(), _pruned({0: 0.2, 1: 0.3}), "pruned by median at epoch 1"),
+        (
+            optuna.pruners.MedianPruner(),
+            _pruned({0: 0.2, 1: 0.3}),
+            "pruned by median after epoch 2",
+        ),
         (
             optuna.pruners.HyperbandPruner(),
             _pruned({0: 0.2}),
-            "pruned by hyperband at epoch 0 (0.2000)",
+            "pruned by hyperband after epoch 1 (0.2000)",
         ),
         (
             optuna.pruners.MedianPruner(),
             _pruned({0: 0.1, 1: 0.1, 2: 0.1}, diagnosis="stuck_at_chance"),
-            "stuck at chance at epoch 2 (0.1000)",
+            "stuck at chance after epoch 3 (0.1000)",
         ),
         (
             optuna.pruners.MedianPruner(),
             _pruned({0: 0.4, 1: 0.0}, diagnosis="diverged"),
-            "diverged at epoch 1 (0.0000)",
+            "diverged after epoch 2 (0.0000)",
         ),
         (AlwaysPrune(), _pruned({}), "pruned by AlwaysPrune"),
     ],

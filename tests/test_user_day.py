@@ -117,9 +117,14 @@ CHANGES = [
     (["train.epochs=2"], "train.epochs: 1 -> 2"),
     (
         ["+space.model.depth={type:int,low:2,high:3}"],
-        "space.model.depth.high: (none) -> 3",
+        "space.model.depth: added {high: 3, low: 2, type: int}",
     ),
-    (["space.model.batch_norm=null"], "space.model.batch_norm.choices: [False, True] -> (none)"),
+    (["space.model.batch_norm=null"], "space.model.batch_norm: dropped (was {choices: [False, "),
+    # the budget is named first, before the space's changes
+    (
+        ["train.epochs=3", "space.model.dropout_rate.high=0.4"],
+        "config (train.epochs: 1 -> 3; space",
+    ),
     (["model.width=12"], "model.width: 8 -> 12"),
 ]
 
@@ -171,7 +176,7 @@ def test_accepted_changes_make_a_revision_the_report_tells_apart(
     args = tiny(mlruns, "n_trials=4", "train.epochs=2", "model.width=8", "accept_changes=true")
     run_study(compose("study=deep_dnn", *args))
     study = study_of(mlruns)
-    assert [t.user_attrs.get("revision", 0) for t in study.trials] == [0, 0, 1, 1]
+    assert [t.user_attrs["revision"] for t in study.trials] == [0, 0, 1, 1]
     tags = {
         r.data.tags["optuna.trial_number"]: r.data.tags["revision"]
         for r in runs_by_role(mlruns, "trial")
@@ -194,7 +199,7 @@ def test_a_study_from_before_revisions_is_compared_with_its_first_trial(
         run_study(compose("study=deep_dnn", *args, "train.epochs=2"))
     run_study(compose("study=deep_dnn", *args))  # the same config: it goes on as revision 0
     study = study_of(mlruns)
-    assert len(study.trials) == 3 and "revision" not in study.trials[-1].user_attrs
+    assert len(study.trials) == 3 and study.trials[-1].user_attrs["revision"] == 0
     assert len(study.user_attrs["revisions"]) == 1
 
 
@@ -296,7 +301,7 @@ def _garbage_sqlite_storage(work: Path) -> list[str]:
 @pytest.mark.parametrize(
     ("make", "said"),
     [
-        (_file_for_folder, "cannot use"),
+        (_file_for_folder, "afile is a file, not a folder (it should hold mlflow.db)"),
         (_garbage_mlflow_db, "tracking_uri: cannot read the MLflow store"),
         (_garbage_journal, "the last line of"),
         (_truncated_journal, "is cut off or not JSON"),

@@ -34,6 +34,11 @@ def first_use(database: Path) -> Iterator[None]:
             f"{database} is being set up by another process for over {SETUP_TIMEOUT:.0f}s "
             f"(it holds {database}.lock); stop it or wait, then run the command again"
         ) from None
+    except FileExistsError:
+        raise HarnessError(
+            f"{database.parent} is a file, not a folder (it should hold {database.name}); "
+            "move it away or give another folder (mlruns_dir=DIR)"
+        ) from None
     except OSError as exc:
         raise HarnessError(
             f"cannot use {database.parent} for the store {database.name} "

@@ -59,7 +59,14 @@ def command_line_problem(config_name: str, argv: list[str]) -> str | None:
             return f"{flag}: no directory {folder}; give a folder of config files"
     if extra is not None:
         args.append(f"hydra.searchpath=[file://{extra}]")
-    return _compose_problem(str(primary), flags.config_name or config_name, args)
+    problem = _compose_problem(str(primary), flags.config_name or config_name, args)
+    if problem and flags.config_path and "Cannot find primary config" in problem:
+        return (
+            f"--config-path: {primary} has no {flags.config_name or config_name}.yaml "
+            "(--config-path replaces the harness's own configs); to add your studies to "
+            "them, use --config-dir DIR"
+        )
+    return problem
 
 
 def _flags(argv: list[str]) -> argparse.Namespace | str:
@@ -125,6 +132,7 @@ def _missing_option(exc: MissingConfigException) -> str:
     return f"unknown {group} '{name}'; available: {', '.join(options) or 'none'}"
 
 
+_ABSENT = object()
 # Hydra 1.3's wording for a key the config lacks; any other wording is passed on as is
 _NOT_A_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+")
 
@@ -135,11 +143,29 @@ def _composition_problem(exc: ConfigCompositionException, config_name: str, args
         return _one_line(str(exc))
     key = match["key"]
     line = str(exc)[match.end() :].strip()
+    if _exists(config_name, [a for a in args if a != line], key):
+        cause = first_line(exc.__cause__, 200) if exc.__cause__ else "the values do not merge"
+        value = line.split("=", 1)[-1]
+        return (
+            f"cannot set {key} from {line} ({cause}); a mapping merges into the one there: "
+            f"to replace it write ~{key} '+{key}={value}'"
+        )
     hint = f"see --cfg job for the keys, or +{key}=... to add one"
     guess = _did_you_mean(config_name, [a for a in args if a != line], key)
     if guess:
         return f"unknown config key '{key}' (from {line}); did you mean {guess}? ({hint})"
     return f"unknown config key '{key}' (from {line}); {hint}"
+
+
+def _exists(config_name: str, args: list[str], key: str) -> bool:
+    try:
+        cfg = compose(config_name, overrides=args)
+    except (HydraException, OmegaConfBaseException, ValueError):
+        return False
+    return (
+        OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False)
+        is not _ABSENT
+    )
 
 
 def _did_you_mean(config_name: str, args: list[str], key: str) -> str:

@@ -208,7 +208,9 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 
 
 def validate_space_keys(specs: list[ParamSpec], cfg: DictConfig) -> None:
-    """Every parameter and condition must address a key that exists in the config."""
+    """Every parameter and condition must address a key that exists in the config, and a
+    parameter's values must be of the key's kind: a true/false key takes true and false,
+    a text key (a name) no numeric range."""
     for spec in specs:
         for key in (spec.name, *spec.when):
             if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
@@ -216,6 +218,23 @@ def validate_space_keys(specs: list[ParamSpec], cfg: DictConfig) -> None:
                     f"space.{spec.name}: config key '{key}' does not exist; "
                     "check the spelling against `--cfg job`"
                 )
+        _check_kind(spec, OmegaConf.select(cfg, spec.name))
+
+
+def _check_kind(spec: ParamSpec, current: Any) -> None:
+    dist = spec.distribution
+    if isinstance(current, bool):
+        values = dist.choices if isinstance(dist, CategoricalDistribution) else ("a number",)
+        if not all(isinstance(v, bool) for v in values):
+            raise SpaceError(
+                f"space.{spec.name}: {spec.name} is true or false (now {current}); "
+                f"search it as {{type: categorical, choices: [false, true]}}"
+            )
+    elif isinstance(current, str) and not isinstance(dist, CategoricalDistribution):
+        raise SpaceError(
+            f"space.{spec.name}: {spec.name} is a name (now '{current}'), not a number; "
+            "search it as {type: categorical, choices: [...]}"
+        )
 
 
 def sample_params(

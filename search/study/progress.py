@@ -37,7 +37,8 @@ class ProgressLine:
 
 
 def _why_pruned(study: optuna.Study, trial: FrozenTrial) -> str:
-    """``stuck at chance``, ``diverged`` or ``pruned by <pruner>``, and at which epoch."""
+    """``stuck at chance``, ``diverged`` or ``pruned by <pruner>``, and after which epoch
+    (counted from 1, as Keras prints them)."""
     diagnosis = trial.user_attrs.get(Attr.DIAGNOSIS)
     if diagnosis:
         reason = str(diagnosis).replace("_", " ")
@@ -46,8 +47,8 @@ def _why_pruned(study: optuna.Study, trial: FrozenTrial) -> str:
         reason = f"pruned by {names.get(type(study.pruner), type(study.pruner).__name__)}"
     if not trial.intermediate_values:
         return reason
-    step = max(trial.intermediate_values)
-    return f"{reason} at epoch {step} ({trial.intermediate_values[step]:.4f})"
+    step = max(trial.intermediate_values)  # 0-based, as Keras and MLflow count steps
+    return f"{reason} after epoch {step + 1} ({trial.intermediate_values[step]:.4f})"
 
 
 class FailureGuard:

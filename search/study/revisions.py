@@ -67,17 +67,41 @@ def measured(cfg: DictConfig) -> dict[str, Any]:
         key: _plain(value)
         for key, value in sorted(row.items())
         if not any(key == k or key.startswith(f"{k}.") for k in NOT_COMPARED)
+        and not (key.startswith("space.") and value is None)  # `param: null`: not searched
     }
 
 
 def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """``key: old -> new`` for each key that differs (``(none)`` for an added or dropped key)."""
-    out = []
+    """``key: old -> new`` for each key that differs, the training budget, model and data
+    before the search space; a parameter added or dropped whole is one item."""
+    added, dropped = _whole(before, now), _whole(now, before)
+    out = [f"{p}: added {_brief(now, p)}" for p in sorted(added)]
+    out += [f"{p}: dropped (was {_brief(before, p)})" for p in sorted(dropped)]
     for key in sorted(set(before) | set(now)):
+        if any(key.startswith(f"{p}.") for p in added | dropped):
+            continue
         old, new = before.get(key, "(none)"), now.get(key, "(none)")
         if old != new:
             out.append(f"{key}: {old} -> {new}")
+    return sorted(out, key=lambda line: line.startswith("space."))
+
+
+def _whole(before: dict[str, Any], now: dict[str, Any]) -> set[str]:
+    """The shortest dotted prefixes of ``now``'s new keys that ``before`` has nothing under."""
+    out = set()
+    for key in set(now) - set(before):
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            prefix = ".".join(parts[:i])
+            if prefix not in before and not any(k.startswith(f"{prefix}.") for k in before):
+                out.add(prefix)
+                break
     return out
+
+
+def _brief(flat: dict[str, Any], prefix: str) -> str:
+    inner = {k.removeprefix(f"{prefix}."): v for k, v in flat.items() if k.startswith(f"{prefix}.")}
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(inner.items())) + "}"
 
 
 def settle_revision(study: optuna.Study, cfg: DictConfig, accept: bool) -> int:

@@ -53,9 +53,10 @@ class TrialRecord:
 def sync_study(study: optuna.Study, tracker: StudyTracker, metric: str) -> tuple[int, int]:
     """Back-fill missing runs and close stale ones; returns (created, closed). A signal is
     held while a run is made or closed: the caller raises it (``raise_pending``) after."""
-    runs = tracker.trial_runs()
+    ended = study.get_trials(deepcopy=False, states=ENDED)
+    runs = tracker.trial_runs()  # after the trials: a trial's run is closed before it ends
     created = closed = 0
-    for trial in study.get_trials(deepcopy=False, states=ENDED):
+    for trial in ended:
         record = trial_record(trial, metric)
         mine = runs.get(trial.number, [])
         with held():  # Ctrl-C waits for this run to be whole and closed

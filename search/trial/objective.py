@@ -61,8 +61,7 @@ def make_objective(
     """The objective of the study's ``revision`` (``search.study.revisions``)."""
 
     def objective(trial: optuna.Trial) -> float:
-        if revision:  # revision 0 is the default of a trial without the attr
-            trial.set_user_attr(Attr.REVISION, revision)
+        trial.set_user_attr(Attr.REVISION, revision)
         with released_graphs():  # the trial's TensorFlow graphs go when it ends
             return _run_trial(trial, cfg, specs, splits, tracker, revision)
 
