@@ -152,6 +152,11 @@ def test_transfer_study_offline_imagenet_is_a_clean_error(
         ("run", ["seed=${oops}"], "seed: Interpolation key 'oops' not found"),
         ("run", ["~nope"], "Could not delete from config. 'nope' does not exist."),
         ("run", ["study=deep_dnn,deep_dnn_bn"], "Ambiguous value for argument"),
+        (
+            "run",
+            ["space.model.dropout_rate={type:categorical,choices:[0.1,0.2]}"],
+            "to replace it write ~space.model.dropout_rate '+space.model.dropout_rate={type:",
+        ),
         ("export", ["ot=x"], "unknown config key 'ot' (from ot=x); did you mean out?"),
         ("train", [], "from needs a value; add from=... to the command line"),
         ("train", ["from=x", "model.depth=3"], "+model.depth=... to add one"),
@@ -213,6 +218,13 @@ def test_a_study_from_a_config_dir_passes_the_precheck(tmp_path: Path) -> None:
         ("run", ["study=deep_dnn", "n_trials=3", "+seed_note=x"]),
         ("run", ["--help"]),  # flags that compose nothing: Hydra's own handling
         ("run", ["study=deep_dnn", "--cfg", "job"]),
+        (
+            "run",
+            [
+                "~space.model.dropout_rate",
+                "+space.model.dropout_rate={type:categorical,choices:[0]}",
+            ],
+        ),
         ("run", ["-m", "study=deep_dnn,deep_dnn_bn"]),
         ("run", ["hydra.run.dir=elsewhere", "study=nope"]),  # Hydra's settings: Hydra's own
         ("train", ["from=exports/deep_dnn/best.yaml", "+model.depth=3"]),
@@ -276,6 +288,9 @@ def _cifar_names_other_content(work: Path) -> Path:
         (["space.model.dropout_rate.step=nan"], "space.model.dropout_rate: step must be a"),
         (["space.model.batch_norm.choices=[false,1]"], "space.model.batch_norm: choices mix bool"),
         (["space.model.batch_norm.choices=[false,'no']"], "choices mix bool and string"),
+        (["space.model.batch_norm.choices=[a,b]"], "model.batch_norm is true or false (now False)"),
+        (["space.model.batch_norm.choices=[0.5,1]"], "search it as {type: categorical, choices"),
+        (["+space.optimizer.name={type:float,low:0,high:1}"], "optimizer.name is a name (now"),
         (["optimizer.learning_rate=nan"], "optimizer.learning_rate must be a positive number"),
         (["optimizer.learning_rate=inf"], "optimizer.learning_rate must be a positive number"),
         (["timeout=inf"], "timeout must be a positive number of seconds or null, got inf"),
