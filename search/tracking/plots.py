@@ -142,16 +142,23 @@ def learning_curves(
     figure, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4.2))
     for trial in trials:
         label = f"t{trial.number:03d} {trial.value:.4f}"
-        steps = sorted(trial.intermediate_values)
-        (line,) = acc.plot(steps, [trial.intermediate_values[s] for s in steps], label=label)
+        steps = sorted(trial.intermediate_values)  # 0-based; drawn from epoch 1, as Keras
+        dot = "o" if len(steps) == 1 else None  # a one-epoch trial is a point, not a line
+        values = [trial.intermediate_values[s] for s in steps]
+        (line,) = acc.plot([s + 1 for s in steps], values, marker=dot, label=label)
         history = _val_loss(trial, tracker)
         if history:
-            loss.plot(*zip(*history, strict=True), color=line.get_color(), label=label)
+            epochs, losses = zip(*history, strict=True)
+            loss.plot(
+                [e + 1 for e in epochs], losses, color=line.get_color(), marker=dot, label=label
+            )
     acc.set(xlabel="epoch", ylabel="validation accuracy", title=f"top {len(trials)} trials")
     loss.set(xlabel="epoch", ylabel="validation loss", title="validation loss")
+    last = max(max(t.intermediate_values, default=0) for t in trials) + 1
     for axes in (acc, loss):
         axes.grid(alpha=0.3)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        axes.set_xlim(0.5, last + 0.5)  # whole epochs, also for one
     acc.legend(fontsize=8, loc="lower right")
     if loss.lines:
         loss.legend(fontsize=8, loc="upper right")

@@ -48,7 +48,11 @@ def save_history(rows: Sequence[dict[str, float]], out_dir: Path, title: str) ->
         for prefix, style in (("", "-"), ("val_", "--")):
             if f"{prefix}{column}" in frame:
                 axis.plot(
-                    frame["epoch"], frame[f"{prefix}{column}"], style, label=f"{prefix}{column}"
+                    frame["epoch"] + 1,  # epochs counted from 1, as Keras prints them
+                    frame[f"{prefix}{column}"],
+                    style,
+                    marker="o" if len(frame) == 1 else None,
+                    label=f"{prefix}{column}",
                 )
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
