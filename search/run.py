@@ -47,6 +47,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     if study.grid_done(optuna_study) or done >= int(cfg.n_trials):
         _say_done(optuna_study, cfg, done)
         if not tracker.summarized():  # an earlier run stopped before its summary
+            log.info("the study's summary in MLflow is missing (an interrupted run?): writing it")
             _finish(optuna_study, tracker, cfg, started=time.perf_counter())
         return optuna_study
     log.info(
