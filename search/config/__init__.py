@@ -1,7 +1,7 @@
 """The composed config and what is checked on it before anything is created: plain dicts
 of config nodes (``compose``), value checks (``checks``), the declared search space and
-how a trial's values land in the config (``space``), and exported configs as
-``search.train`` reads them (``exported``)."""
+how a trial's values land in the config (``space``), stepped floats on their decimals
+(``steps``), and exported configs as ``search.train`` reads them (``exported``)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -36,12 +35,12 @@ from optuna.distributions import (
 )
 
 from search.cli.errors import SpaceError
+from search.config.steps import on_step
 
 __all__ = [
     "ParamSpec",
     "apply_params",
     "grid_search_space",
-    "on_step",
     "parse_space",
     "sample_params",
     "validate_space_keys",
@@ -291,16 +290,3 @@ def grid_search_space(specs: list[ParamSpec]) -> dict[str, list[Any]]:
                 "add a step or use another sampler"
             )
     return grid
-
-
-def on_step(dist: BaseDistribution, value: Any) -> Any:
-    """A stepped float rounded to its step's decimals (``low + 3 * 0.1`` is 0.3, not
-    0.30000000000000004); any other value as it is."""
-    if not isinstance(dist, FloatDistribution) or dist.step is None:
-        return value
-    return round(float(value), max(_decimals(dist.step), _decimals(dist.low)))
-
-
-def _decimals(number: float) -> int:
-    exponent = Decimal(repr(float(number))).normalize().as_tuple().exponent
-    return max(0, -int(exponent))

@@ -20,7 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.cli.errors import HarnessError
 from search.config.compose import as_dict
-from search.config.space import ParamSpec, grid_search_space, on_step
+from search.config.space import ParamSpec, grid_search_space
+from search.config.steps import on_step
 
 __all__ = [
     "OnStep",
@@ -109,7 +110,7 @@ def _construct(kind: str, name: str, cls: Any, **kwargs: Any) -> Any:
 
 class OnStep(BaseSampler):
     """``inner``, with each stepped float it samples rounded to the step's decimals before
-    Optuna stores it (``search.config.space.on_step``)."""
+    Optuna stores it (``search.config.steps.on_step``)."""
 
     def __init__(self, inner: BaseSampler) -> None:
         self.inner = inner
