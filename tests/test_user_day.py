@@ -5,8 +5,10 @@ a bad state. In-process (``run_study`` on a composed config), tiny studies on di
 from __future__ import annotations
 
 import shlex
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import optuna
 import pytest
@@ -26,6 +28,11 @@ GRID = [
     "space.optimizer.learning_rate=null",
     "space.model.dropout_rate.high=0.1",  # 2 dropout rates x 2 batch_norm = 4 points
 ]
+
+
+def interrupt(*args: object, **kwargs: object) -> NoReturn:
+    """Stands in for a function that Ctrl-C interrupts."""
+    raise KeyboardInterrupt
 
 
 def client_of(mlruns: Path) -> MlflowClient:
@@ -72,10 +79,7 @@ def test_ctrl_c_during_the_summary_is_completed_by_the_same_command(
     cfg = compose("study=deep_dnn", *tiny(mlruns, "n_trials=2", "train.epochs=1"))
     real = search.tracking.publish_summary
 
-    def interrupted(*args: object, **kwargs: object) -> dict[str, float]:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(search.tracking, "publish_summary", interrupted)
+    monkeypatch.setattr(search.tracking, "publish_summary", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_study(cfg)
     assert parent_run(mlruns).info.status == "KILLED"  # type: ignore[attr-defined]
@@ -101,10 +105,7 @@ def test_ctrl_c_during_a_sync_leaves_the_parent_run_closed(
     cfg = compose("study=deep_dnn", *tiny(mlruns, "n_trials=1", "train.epochs=1"))
     run_study(cfg)
 
-    def interrupted(*args: object, **kwargs: object) -> dict[str, float]:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(search.sync, "publish_summary", interrupted)
+    monkeypatch.setattr(search.sync, "publish_summary", interrupt)
     with pytest.raises(KeyboardInterrupt):
         search.sync.run_sync(cfg)
     assert parent_run(mlruns).info.status == "KILLED"  # type: ignore[attr-defined]
@@ -141,8 +142,6 @@ def first_revision(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def copy_of(store: Path, work: Path) -> Path:
-    import shutil
-
     shutil.copytree(store, work / "mlruns", dirs_exist_ok=True)
     return work / "mlruns"
 
@@ -339,13 +338,10 @@ def test_ctrl_c_while_a_run_is_closed_leaves_it_killed(
     (tmp_path / "files").mkdir()
     (tmp_path / "files" / "x.txt").write_text("x")
 
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         with run.ended_by_errors():
             if where == "before finish":
                 raise KeyboardInterrupt
-            monkeypatch.setattr(tracker.client, "log_artifacts", interrupted)
+            monkeypatch.setattr(tracker.client, "log_artifacts", interrupt)
             run.finish(outcome_of(None), artifacts_dir=tmp_path / "files")
     assert tracker.client.get_run(run.run_id).info.status == "KILLED"

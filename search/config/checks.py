@@ -18,6 +18,7 @@ __all__ = [
     "check_storage",
     "check_study_name",
     "check_tracking_uri",
+    "storage_file",
     "storage_identity",
 ]
 
@@ -67,17 +68,32 @@ def check_storage(url: str) -> None:
         ) from None
 
 
+def storage_file(url: str) -> Path | None:
+    """The file a storage lives in: a journal's path, an SQLite database's; None for a
+    server (or a URL that does not parse)."""
+    if "://" not in url:
+        return Path(url).expanduser()
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return Path(parsed.database).expanduser()
+    return None
+
+
 def storage_identity(url: str) -> str:
     """The storage as one string whatever the working directory: a journal file or an
     SQLite database by its absolute path, a server's URL without its password."""
-    if "://" not in url:
-        return str(Path(url).expanduser().resolve())
+    path = storage_file(url)
+    if "://" not in url and path is not None:
+        return str(path.resolve())
     try:
         parsed = make_url(url)
     except ArgumentError:
         return url
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
+    if path is not None:
+        parsed = parsed.set(database=str(path.resolve()))
     return str(parsed.render_as_string(hide_password=True))
 
 

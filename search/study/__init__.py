@@ -29,7 +29,6 @@ from search.study.revisions import (
     measured,
     revision_of,
     settle_revision,
-    trials_of_revision,
 )
 from search.study.samplers import (
     check_sampling,
@@ -46,7 +45,6 @@ from search.study.storage import (
     load_existing_study,
     open_storage,
     open_study,
-    storage_identity,
 )
 
 __all__ = [
@@ -86,11 +84,9 @@ __all__ = [
     "revision_of",
     "run_pool",
     "settle_revision",
-    "trials_of_revision",
     "run_trials",
     "sampler_seed",
     "settle_heap",
-    "storage_identity",
     "threads_per_worker",
     "trial_export",
     "use_sampler",

@@ -8,8 +8,8 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from search.cli.errors import HarnessError
+from search.config.checks import storage_identity
 from search.study.names import Attr
-from search.study.storage import storage_identity
 
 __all__ = ["trial_export"]
 

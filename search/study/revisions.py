@@ -30,7 +30,6 @@ __all__ = [
     "measured",
     "revision_of",
     "settle_revision",
-    "trials_of_revision",
 ]
 
 # how long, where and how fast a study searches: changing them changes no trial's meaning
@@ -148,11 +147,6 @@ def _from_first_trial(study: optuna.Study, now: dict[str, Any]) -> list[dict[str
     return [{**{k: v for k, v in now.items() if k in searched}, **kept}]
 
 
-def trials_of_revision(study: optuna.Study, revision: int) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials run under ``revision`` (a trial without the attr is revision 0)."""
-    return [t for t in study.get_trials(deepcopy=False) if revision_of(t) == revision]
-
-
 def latest_revision(study: optuna.Study) -> tuple[optuna.Study, int | None]:
     """The study as it is (and None) when its trials are of one revision; else an
     in-memory copy holding the trials of the newest trial's revision (renumbered from 0),
@@ -169,6 +163,7 @@ def latest_revision(study: optuna.Study) -> tuple[optuna.Study, int | None]:
 
 
 def revision_of(trial: optuna.trial.FrozenTrial) -> int:
+    """The revision a trial ran under (one from before revisions were recorded: 0)."""
     return int(trial.user_attrs.get(Attr.REVISION, 0))
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from search.cli.errors import HarnessError, first_line
 from search.cli.locks import first_use
-from search.config.checks import storage_identity
+from search.config.checks import storage_file
 from search.config.space import ParamSpec
 from search.study.samplers import make_pruner, use_sampler
 
@@ -30,7 +30,6 @@ __all__ = [
     "load_existing_study",
     "open_storage",
     "open_study",
-    "storage_identity",
 ]
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -59,7 +58,7 @@ def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
 def check_readable(url: str) -> None:
     """A study file that exists (journal, SQLite) must read as one before anything else is
     made next to it; a server is reached when the study is opened."""
-    path = _file_of(url)
+    path = storage_file(url)
     if path is None or not path.exists():
         return
     if "://" not in url and path.is_file():
@@ -92,16 +91,6 @@ def _check_last_line(journal: Path, settle: float = 0.5) -> None:
         f"storage: the last line of {journal} is cut off or not JSON (a process killed while "
         "writing?); delete that line to keep the trials before it, or move the file away"
     )
-
-
-def _file_of(url: str) -> Path | None:
-    if "://" not in url:
-        return Path(url).expanduser()
-    with contextlib.suppress(ArgumentError):
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database:
-            return Path(parsed.database).expanduser()
-    return None
 
 
 def _unreadable(url: str, exc: BaseException) -> HarnessError:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from search.cli.errors import HarnessError, first_line
 from search.cli.locks import first_use
 
-__all__ = ["EXPERIMENT_KIND", "make_client", "make_sqlite_dir"]
+__all__ = ["EXPERIMENT_KIND", "make_client"]
 
 # MLflow's tag for what an experiment holds: training runs, not GenAI traces (the UI reads
 # it where its GenAI / Model training switch is off; see search.ui)
@@ -39,11 +39,6 @@ def make_client(tracking_uri: str) -> MlflowClient:
             f"tracking_uri: cannot read the MLflow store {tracking_uri} ({first_line(exc)}); "
             "it may be corrupt: move it away to start afresh, or give another tracking_uri"
         ) from None
-
-
-def make_sqlite_dir(uri: str) -> None:
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def _setup_lock(uri: str) -> contextlib.AbstractContextManager[None]:

@@ -27,7 +27,7 @@ from search.cli.hints import next_command
 from search.study.names import Role, Tag
 from search.tracking.params import MAX_BATCH, chunks, flatten_config, run_name
 from search.tracking.runs import TrialRun
-from search.tracking.store import EXPERIMENT_KIND, make_client, make_sqlite_dir
+from search.tracking.store import EXPERIMENT_KIND, make_client
 
 __all__ = ["StudyTracker"]
 
@@ -109,7 +109,6 @@ class StudyTracker:
 
     def check(self) -> None:
         """Reach the MLflow store without creating anything in it (but its schema)."""
-        make_sqlite_dir(self.client.tracking_uri)
         try:
             self.client.search_experiments(max_results=1)
         except MlflowException as exc:
