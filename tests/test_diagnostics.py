@@ -65,8 +65,10 @@ def test_dead_relus_are_counted_per_layer() -> None:
     assert fractions["dead_unit_fraction.relu_1"] == 1.0
     assert fractions["dead_unit_fraction.relu_2"] == 1.0  # its input is all zeros
     assert fractions["dead_unit_fraction"] == 1.0
+    keras.utils.set_random_seed(0)
     fresh = build_dense_net((8, 8, 1), 10, depth=2, width=8, activation="relu")
-    assert dead_unit_fractions(fresh, X)["dead_unit_fraction"] < 0.5
+    # centred inputs: an all-positive input kills some fresh units by chance (up to 0.5 seen)
+    assert dead_unit_fractions(fresh, X - 0.5)["dead_unit_fraction"] < 0.25
     assert dead_unit_fractions(build_dense_net((8, 8, 1), 10, depth=2, width=8), X) == {}
 
 
