@@ -32,8 +32,8 @@ import keras_tuner  # noqa: E402
 import pandas as pd  # noqa: E402
 from keras_tuner.engine.trial import TrialStatus  # noqa: E402
 
-from models import build_model, make_optimizer  # noqa: E402
 from search.data import Splits, load_splits  # noqa: E402
+from search.models import build_model, make_optimizer  # noqa: E402
 
 MAX_EPOCHS = 27
 DEPTH, WIDTH, BATCH = 20, 100, 32

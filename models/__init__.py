@@ -11,9 +11,9 @@ from typing import Any
 
 import keras
 
-from models.dense import build_dense_net
-from models.optimizers import OPTIMIZERS, make_optimizer
-from models.transfer import build_transfer_net
+from search.models.dense import build_dense_net
+from search.models.optimizers import OPTIMIZERS, make_optimizer
+from search.models.transfer import build_transfer_net
 
 __all__ = [
     "BUILDERS",

@@ -54,7 +54,7 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
         ) from None
 
 
-@hydra.main(version_base="1.3", config_path="../studies", config_name="export")
+@hydra.main(version_base="1.3", config_path="studies", config_name="export")
 def main(cfg: DictConfig) -> None:
     guarded(lambda: export_study(cfg))
 

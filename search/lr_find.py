@@ -51,7 +51,7 @@ def run_lr_find(cfg: DictConfig) -> LRFinding:
     return finding
 
 
-@hydra.main(version_base="1.3", config_path="../studies", config_name="run")
+@hydra.main(version_base="1.3", config_path="studies", config_name="run")
 def main(cfg: DictConfig) -> None:
     guarded(lambda: run_lr_find(cfg))
 

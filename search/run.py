@@ -166,7 +166,7 @@ def _ui_command(cfg: DictConfig) -> str:
     return next_command("search.ui", cfg, study=False)
 
 
-@hydra.main(version_base="1.3", config_path="../studies", config_name="run")
+@hydra.main(version_base="1.3", config_path="studies", config_name="run")
 def main(cfg: DictConfig) -> None:
     guarded(lambda: run_study(cfg), resume_hint="run the same command again to continue")
 

@@ -38,7 +38,7 @@ def run_sync(cfg: DictConfig) -> None:
     )
 
 
-@hydra.main(version_base="1.3", config_path="../studies", config_name="run")
+@hydra.main(version_base="1.3", config_path="studies", config_name="run")
 def main(cfg: DictConfig) -> None:
     guarded(lambda: run_sync(cfg))
 

@@ -66,7 +66,7 @@ def train_exported(cfg: DictConfig) -> FitResult:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../studies", config_name="train")
+@hydra.main(version_base="1.3", config_path="studies", config_name="train")
 def main(cfg: DictConfig) -> None:
     def task() -> None:
         exported = with_defaults(load_exported(str(cfg["from"])), cfg)

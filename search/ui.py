@@ -173,7 +173,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-@hydra.main(version_base="1.3", config_path="../studies", config_name="ui")
+@hydra.main(version_base="1.3", config_path="studies", config_name="ui")
 def main(cfg: DictConfig) -> None:
     guarded(lambda: serve(cfg))
 

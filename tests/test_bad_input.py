@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from models import transfer
 from search.cli import HarnessError, command_line_problem
 from search.config import load_exported
+from search.models import transfer
 from search.run import run_study
 from tests.cifar_fixture import DIR, make_cifar_tarball, write_tar
 from tests.conftest import compose, journal_path, run_cli, tiny

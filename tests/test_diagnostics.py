@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 import pytest
 
-from models import build_dense_net
+from search.models import build_dense_net
 from search.trial import (
     ChanceDetector,
     StuckAtChance,

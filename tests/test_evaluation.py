@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import build_dense_net
+from search.models import build_dense_net
 from search.trial import (
     classification_metrics,
     evaluate_test_set,

@@ -7,7 +7,7 @@ import gc
 import keras
 import numpy as np
 
-from models import build_model, make_optimizer
+from search.models import build_model, make_optimizer
 from search.trial.graphs import PREFIX, _gradient_registry, released_graphs
 
 

@@ -16,7 +16,8 @@ from tests.conftest import REPO
 SEARCH = REPO / "search"
 COMMANDS = {"run", "train", "export", "sync", "ui", "lr_find", "report"}
 # each package may import from the packages before it (and itself), never after
-LAYERS = ["cli", "config", "data", "study", "tracking", "trial"]
+# (models: the builders, which know nothing of the rest of the harness)
+LAYERS = ["models", "cli", "config", "data", "study", "tracking", "trial"]
 
 
 def _modules(root: Path) -> list[Path]:
@@ -43,6 +44,13 @@ def test_the_top_level_of_search_is_the_list_of_commands() -> None:
     packages = {p.name for p in SEARCH.iterdir() if (p / "__init__.py").is_file()}
     assert top | {"report"} == COMMANDS
     assert packages == set(LAYERS) | {"report"}
+
+
+def test_models_and_studies_live_at_the_top_and_install_inside_the_package() -> None:
+    """The design card's layout (models/, studies/ at the top) installed as search.models
+    and search/studies: a user's own models.py or studies/ never shadows them."""
+    for name in ("models", "studies"):
+        assert (SEARCH / name).is_symlink() and (SEARCH / name).resolve() == REPO / name
 
 
 @pytest.mark.parametrize("package", LAYERS)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import build_dense_net, build_model, make_optimizer
+from search.models import build_dense_net, build_model, make_optimizer
 
 
 def _layers(model: keras.Model, kind: type) -> list[keras.layers.Layer]:

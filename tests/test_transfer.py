@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from models import build_transfer_net
-from models.transfer import BackbonePreprocess
+from search.models import build_transfer_net
+from search.models.transfer import BackbonePreprocess
 
 TINY_HEAD = (16, 8)
 
@@ -67,7 +67,7 @@ def test_bad_inputs_say_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     def offline(**kwargs: object) -> None:
         raise Exception("URL fetch failure on https://example.invalid/vgg16.h5: no network")
 
-    from models import transfer
+    from search.models import transfer
 
     monkeypatch.setitem(transfer.BACKBONES, "vgg16", (offline, transfer.BACKBONES["vgg16"][1]))
     with pytest.raises(ValueError, match="use model.weights=null"):

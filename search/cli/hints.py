@@ -19,6 +19,7 @@ __all__ = ["STORE_KEYS", "next_command", "store_args"]
 
 # the keys that say where a study and its runs live
 STORE_KEYS = ("study_name", "mlruns_dir", "storage", "tracking_uri", "artifact_root")
+REPEATED = (*STORE_KEYS, "search_path")  # and where the study's config file was found
 _PASSWORD = re.compile(r"//([^:/@]*):[^@/]*@")
 
 
@@ -40,7 +41,7 @@ def store_args(cfg: DictConfig) -> list[str]:
         hydra = HydraConfig.get()
         choice = hydra.runtime.choices.get("study")
         words = [f"study={choice}"] if choice else [f"study_name={cfg.study_name}"]
-        words += [o for o in hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in STORE_KEYS]
+        words += [o for o in hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in REPEATED]
     return [_PASSWORD.sub(r"//\1:***@", word) for word in words]
 
 

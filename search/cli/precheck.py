@@ -30,10 +30,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from search.cli.errors import first_line
+from search.cli.searchpath import CONFIG_DIR, use_search_path
 
-__all__ = ["CONFIG_DIR", "command_line_problem"]
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "studies"  # every command's config root
+__all__ = ["command_line_problem"]
 
 
 def command_line_problem(config_name: str, argv: list[str]) -> str | None:
@@ -43,6 +42,9 @@ def command_line_problem(config_name: str, argv: list[str]) -> str | None:
     flags = _flags(argv)
     if isinstance(flags, str):
         return flags
+    problem = use_search_path(flags.overrides)  # for this check and for the command
+    if problem:
+        return problem
     if flags.help or flags.hydra_help or flags.info or flags.shell_completion:
         return None
     if flags.multirun or flags.experimental_rerun:
@@ -88,7 +90,7 @@ def _config_dirs(flags: argparse.Namespace) -> tuple[Path, Path | None]:
     in Hydra, or ours) and the extra one (``--config-dir``, relative to the cwd)."""
     primary = CONFIG_DIR
     if flags.config_path:
-        primary = (CONFIG_DIR.parent / "search" / flags.config_path).resolve()
+        primary = (CONFIG_DIR.parent / flags.config_path).resolve()
     extra = Path(flags.config_dir).expanduser().resolve() if flags.config_dir else None
     return primary, extra
 

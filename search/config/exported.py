@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from search.cli.errors import HarnessError, first_line
-from search.cli.precheck import CONFIG_DIR
+from search.cli.searchpath import config_folders
 from search.config.checks import storage_identity
 
 __all__ = ["REQUIRED", "apply_overrides", "check_same_source", "load_exported", "with_defaults"]
@@ -81,8 +81,10 @@ def with_defaults(exported: DictConfig, composed: DictConfig) -> DictConfig:
         for key, value in harness.items()
         if key != "from" and (not isinstance(value, dict) or key in _DEFAULTED)
     }
-    group = CONFIG_DIR / "dataset" / f"{exported.dataset.get('name')}.yaml"
-    if group.is_file():
+    name = f"{exported.dataset.get('name')}.yaml"
+    groups = [folder / "dataset" / name for folder in config_folders()]
+    group = next((path for path in groups if path.is_file()), None)
+    if group is not None:
         base["dataset"] = OmegaConf.to_container(OmegaConf.load(group))
     merged = OmegaConf.merge(OmegaConf.create(base), exported)
     assert isinstance(merged, DictConfig)

@@ -9,7 +9,7 @@ from search.cli import entry, guarded
 from search.report.command import run_report
 
 
-@hydra.main(version_base="1.3", config_path="../../studies", config_name="report")
+@hydra.main(version_base="1.3", config_path="../studies", config_name="report")
 def main(cfg: DictConfig) -> None:
     guarded(lambda: run_report(cfg))
 

@@ -13,11 +13,11 @@ import pandas as pd
 from omegaconf import DictConfig
 from optuna.distributions import CategoricalDistribution
 
-from models import build_model, make_optimizer
 from search.cli.errors import HarnessError, first_line
 from search.config.compose import as_dict, resolved_copy
 from search.config.space import ParamSpec
 from search.data.splits import Splits
+from search.models import build_model, make_optimizer
 from search.trial.callbacks import EpochRecorder
 from search.trial.diagnostics import (
     ChanceDetector,
