@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from search.models.registry import register_builder
+
 __all__ = ["ACTIVATIONS", "DROPOUTS", "INITIALIZERS", "build_dense_net"]
 
 ACTIVATIONS = ("elu", "selu", "relu", "leaky_relu", "tanh", "sigmoid")
@@ -14,9 +16,10 @@ INITIALIZERS = ("he_normal", "lecun_normal", "glorot_uniform", "constant")
 DROPOUTS = ("standard", "alpha")
 
 
+@register_builder("dense")
 def build_dense_net(
     input_shape: tuple[int, ...],
-    num_classes: int,
+    num_classes: int | None,
     depth: int = 20,
     width: int = 100,
     activation: str = "elu",
@@ -29,7 +32,8 @@ def build_dense_net(
     input_stats: Sequence[np.ndarray] | None = None,
     constant_value: float = 0.05,
 ) -> keras.Model:
-    """Flatten [-> standardise] [-> BN] -> depth x (Dense [-> BN] -> act [-> drop]) -> softmax.
+    """Flatten [-> standardise] [-> BN] -> depth x (Dense [-> BN] -> act [-> drop]) -> softmax
+    over ``num_classes`` (``None``: a regression, one linear output).
 
     - ``batch_norm``: BatchNorm after every dense layer (which then drops its bias, BN's beta
       replaces it), before the activation, as in the course notebook; ``input_batch_norm``
@@ -66,7 +70,10 @@ def build_dense_net(
         x = keras.layers.Activation(activation, name=f"{activation}_{i}")(x)
         if dropout_rate > 0:
             x = _dropout(dropout, dropout_rate, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="output")(x)
+    if num_classes is None:
+        outputs = keras.layers.Dense(1, name="output")(x)
+    else:
+        outputs = keras.layers.Dense(num_classes, activation="softmax", name="output")(x)
     return keras.Model(inputs, outputs, name=f"dense_{depth}x{width}")
 
 

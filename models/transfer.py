@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 
+from search.models.registry import register_builder
+
 __all__ = ["BACKBONES", "BackbonePreprocess", "build_transfer_net"]
 
 BACKBONES: dict[str, tuple[Callable[..., keras.Model], Callable[..., Any]]] = {
@@ -39,6 +41,7 @@ class BackbonePreprocess(keras.layers.Layer):
         return {**super().get_config(), "backbone": self.backbone}
 
 
+@register_builder("transfer")
 def build_transfer_net(
     input_shape: tuple[int, ...],
     num_classes: int,

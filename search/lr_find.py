@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from search.cli import entry, guarded, next_command
 from search.config import as_dict, check_config
-from search.data import splits_from_config
+from search.data import splits_of
 from search.study import Role, Tag, outcome_of
 from search.tracking import StudyTracker
 from search.trial import LRFinding, find_learning_rate, write_finding
@@ -27,7 +27,7 @@ log = logging.getLogger("search")
 
 def run_lr_find(cfg: DictConfig) -> LRFinding:
     check_config(cfg)
-    splits = splits_from_config(cfg.dataset)
+    splits = splits_of(cfg)
     tracker = StudyTracker.from_config(cfg)
     tracker.check()
     log.info(f"LR range test for {cfg.study_name} on {splits.name} ({splits.sizes()})")

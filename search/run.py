@@ -30,7 +30,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     specs = config.parse_space(cfg.space)
     config.validate_space_keys(specs, cfg)
     study.check_sampling(cfg, specs)
-    splits = data.splits_from_config(cfg.dataset)
+    splits = data.splits_of(cfg)
     trial.preflight(cfg, splits, specs)
     log.info(
         f"study {cfg.study_name}: {len(specs)} searched params, "

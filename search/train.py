@@ -20,10 +20,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.cli import HarnessError, entry, guarded
 from search.config import apply_overrides, as_dict, check_config, load_exported, with_defaults
-from search.data import splits_from_config
+from search.data import splits_of
 from search.study import Diagnosed, Role, Tag, outcome_of
 from search.tracking import StudyTracker
-from search.trial import EpochRecorder, FitResult, fit_config, resolve_auto_lr, save_history
+from search.trial import (
+    EpochRecorder,
+    FitResult,
+    fit_config,
+    preflight,
+    resolve_auto_lr,
+    save_history,
+)
 
 log = logging.getLogger("search")
 
@@ -31,7 +38,8 @@ log = logging.getLogger("search")
 def train_exported(cfg: DictConfig) -> FitResult:
     check_config(cfg)
     source: dict[str, Any] = as_dict(cfg.source) if cfg.source else {}
-    splits = splits_from_config(cfg.dataset)
+    splits = splits_of(cfg)
+    preflight(cfg, splits)  # the export's builder and data still work: before any run
     tracker = StudyTracker.from_config(cfg)
     tracker.open(parent=False)
     trial = source.get("trial_number", "?")
@@ -55,13 +63,15 @@ def train_exported(cfg: DictConfig) -> FitResult:
         with tempfile.TemporaryDirectory(prefix="search-retrain-") as tmp:
             OmegaConf.save(cfg, Path(tmp) / "config.yaml")
             title = f"{cfg.study_name} re-train of trial {trial}"
-            save_history(recorder.rows, Path(tmp), title=title)
+            save_history(recorder.rows, Path(tmp), title=title, metric=str(cfg.metric))
             run.finish(outcome_of(None), metrics=result.metrics, artifacts_dir=Path(tmp))
     before = source.get("value")
     was = f" (the trial had {before:.4f})" if isinstance(before, float) else ""
+    name = str(cfg.metric).removeprefix("val_")
+    test = next((f"test_{n}" for n in (name, "accuracy", "loss") if f"test_{n}" in result.metrics))
     log.info(
-        f"best {cfg.metric} {result.best_val_accuracy:.4f}{was}, "
-        f"test_accuracy {result.metrics['test_accuracy']:.4f}; MLflow run {run.run_id}"
+        f"best {cfg.metric} {result.value:.4f}{was}, "
+        f"{test} {result.metrics[test]:.4f}; MLflow run {run.run_id}"
     )
     return result
 

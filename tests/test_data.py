@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from search.cli import DataError
-from search.data import load_cifar10_tarball, load_splits
+from search.data import clear_loaded, load_cifar10_tarball, load_splits
 from tests.cifar_fixture import DIR, make_cifar_tarball, write_tar
 
 
@@ -85,7 +85,7 @@ def test_missing_and_non_tar_files(tmp_path: Path) -> None:
 
 def test_digits_splits_are_fixed_and_disjoint() -> None:
     a = load_splits("digits", None, val_fraction=0.2, test_fraction=0.2, split_seed=0)
-    load_splits.cache_clear()
+    clear_loaded()
     b = load_splits("digits", None, val_fraction=0.2, test_fraction=0.2, split_seed=0)
     assert a is not b
     np.testing.assert_array_equal(a.x_val, b.x_val)
@@ -108,7 +108,7 @@ def test_offline_download_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> No
         raise Exception("URL fetch failure on https://example.invalid: None -- no network")
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
-    load_splits.cache_clear()
+    clear_loaded()
     with pytest.raises(DataError) as err:
         load_splits("cifar10", None, 0.1, None, 0)
     assert "dataset.path=" in str(err.value) and "dataset=digits" in str(err.value)

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from search.config import Task
 from search.models import build_dense_net
 from search.trial import (
     classification_metrics,
@@ -16,6 +17,7 @@ from search.trial import (
     mc_predict,
 )
 
+CLASSES = Task("sparse_categorical_crossentropy", ("accuracy",), "val_accuracy", True)
 X = np.random.default_rng(0).random((64, 8, 8, 1)).astype("float32")
 Y = np.arange(64) % 10
 BINS = 15  # as in studies/harness.yaml
@@ -70,7 +72,9 @@ def test_alpha_dropout_is_active_and_batch_norm_stays_in_inference_mode() -> Non
 
 def test_evaluate_test_set_reports_both_views() -> None:
     model = build_dense_net((8, 8, 1), 10, depth=2, width=16, dropout_rate=0.2)
-    out = evaluate_test_set(model, X, Y, mc_samples=4, bins=BINS)
+    out = evaluate_test_set(
+        model, [(X[:40], Y[:40]), (X[40:], Y[40:])], CLASSES, mc_samples=4, bins=BINS
+    )
     assert set(out) == {
         "test_accuracy",
         "test_nll",
@@ -84,5 +88,18 @@ def test_evaluate_test_set_reports_both_views() -> None:
     assert out["test_accuracy"] == pytest.approx(deterministic["accuracy"])
     assert out["test_nll"] == pytest.approx(deterministic["nll"], rel=1e-4)
     assert out["mc_test_nll"] != pytest.approx(out["test_nll"], rel=1e-6)  # dropout was on
-    plain = evaluate_test_set(model, X, Y, mc_samples=0, bins=BINS)
+    plain = evaluate_test_set(model, [(X, Y)], CLASSES, mc_samples=0, bins=BINS)
     assert plain == pytest.approx({k: out[k] for k in ("test_accuracy", "test_nll", "test_ece")})
+
+
+def test_a_regression_reports_its_loss_and_metrics_on_the_test_set() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0])).astype("float32")
+    model = build_dense_net((4,), None, depth=1, width=8, dropout_rate=0.2)
+    task = Task(loss="mse", metrics=("mae",), monitor="val_mae", maximize=False)
+    out = evaluate_test_set(model, [(x, y)], task, mc_samples=3, bins=BINS)
+    assert set(out) == {"test_loss", "test_mae", "mc_test_loss", "mc_test_mae"}
+    pred = model.predict(x, verbose=0).reshape(-1)
+    assert out["test_mae"] == pytest.approx(float(np.mean(np.abs(pred - y))), rel=1e-5)
+    assert out["test_loss"] == pytest.approx(float(np.mean((pred - y) ** 2)), rel=1e-5)

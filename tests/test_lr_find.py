@@ -57,7 +57,7 @@ def test_suggested_rate_beats_a_tiny_rate_within_a_few_epochs(tmp_path: Path) ->
     scores = {}
     for rate in (finding.suggested_lr, 1e-5):
         cfg.optimizer.learning_rate = rate
-        scores[rate] = fit_config(cfg, splits, EpochRecorder()).best_val_accuracy
+        scores[rate] = fit_config(cfg, splits, EpochRecorder()).value
     assert scores[finding.suggested_lr] > scores[1e-5] + 0.1, scores
 
 

@@ -1,7 +1,8 @@
 """The composed config and what is checked on it before anything is created: plain dicts
 of config nodes (``compose``), value checks (``checks``), the declared search space and
 how a trial's values land in the config (``space``), stepped floats on their decimals
-(``steps``), and exported configs as ``search.train`` reads them (``exported``)."""
+(``steps``), what a study trains for and measures (``task``), and exported configs as
+``search.train`` reads them (``exported``)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,12 @@ from search.config.space import (
     sample_params,
     validate_space_keys,
 )
+from search.config.task import CLASSIFICATION_LOSSES, Task, task_of
 
 __all__ = [
+    "CLASSIFICATION_LOSSES",
     "ParamSpec",
+    "Task",
     "apply_overrides",
     "apply_params",
     "as_dict",
@@ -44,6 +48,7 @@ __all__ = [
     "resolved_copy",
     "sample_params",
     "storage_identity",
+    "task_of",
     "validate_space_keys",
     "with_defaults",
 ]

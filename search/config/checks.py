@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from search.cli.errors import HarnessError
+from search.config.task import task_of
 
 __all__ = [
     "check_config",
@@ -162,6 +163,7 @@ def check_config(cfg: DictConfig) -> None:
             raise HarnessError(f"{key} must be true or false, got {OmegaConf.select(cfg, key)!r}")
     if cfg.direction not in ("maximize", "minimize"):
         raise HarnessError(f"direction must be maximize or minimize, got {cfg.direction}")
+    task_of(cfg)  # the loss, metrics, metric and direction go together
 
 
 def _positive(value: object) -> bool:

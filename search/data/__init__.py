@@ -1,19 +1,33 @@
 """Data sets, loaded once per process and split once: ``splits`` (the ``Splits`` every trial
-trains on, and ``LOADERS``, the registry of data sets by ``dataset.name``), ``cifar10``
-(the Keras loader or a local tarball, read safely) and ``digits`` (scikit-learn's, offline)."""
+trains on, and ``SOURCES``, the data sets by ``dataset.kind``), ``raw`` (what a loader
+returns and the checks on it), ``cifar10`` (the Keras loader or a local tarball, read
+safely), ``bundled`` (scikit-learn's digits and diabetes, offline), ``keras_sets``
+(``keras.datasets``) and ``files`` (a user's ``.npz`` or loader function)."""
 
 from __future__ import annotations
 
+from search.data.bundled import load_diabetes, load_digits
 from search.data.cifar10 import load_cifar10, load_cifar10_tarball
-from search.data.digits import load_digits
-from search.data.splits import LOADERS, Splits, load_splits, splits_from_config
+from search.data.raw import Raw
+from search.data.splits import (
+    SOURCES,
+    Splits,
+    clear_loaded,
+    load_splits,
+    splits_from_config,
+    splits_of,
+)
 
 __all__ = [
-    "LOADERS",
+    "SOURCES",
+    "Raw",
     "Splits",
+    "clear_loaded",
     "load_cifar10",
     "load_cifar10_tarball",
+    "load_diabetes",
     "load_digits",
     "load_splits",
     "splits_from_config",
+    "splits_of",
 ]

@@ -12,32 +12,34 @@ import io
 import pickle
 import tarfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from search.cli.errors import DataError, first_line
+from search.data.raw import Raw
 
 __all__ = ["load_cifar10", "load_cifar10_tarball"]
 
-RawData = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_TRAIN = tuple(f"{CIFAR_DIR}/data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = f"{CIFAR_DIR}/test_batch"
 
 
-def load_cifar10(path: str | None, test_fraction: float | None, split_seed: int) -> RawData:
-    """CIFAR-10's own train and test sets, scaled to [0, 1] (``test_fraction`` is unused)."""
+def load_cifar10(settings: Mapping[str, Any]) -> Raw:
+    """CIFAR-10's own train and test sets, scaled to [0, 1] (``dataset.path``: a tarball)."""
+    path = settings.get("path")
     if path is not None:
-        (x_train, y_train), (x_test, y_test) = load_cifar10_tarball(path)
+        (x_train, y_train), (x_test, y_test) = load_cifar10_tarball(str(path))
     else:
         (x_train, y_train), (x_test, y_test) = _download_cifar10()
-    return (
+    return Raw(
         _scale(x_train),
         y_train.reshape(-1).astype("int64"),
-        _scale(x_test),
-        y_test.reshape(-1).astype("int64"),
+        x_test=_scale(x_test),
+        y_test=y_test.reshape(-1).astype("int64"),
     )
 
 

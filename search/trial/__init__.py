@@ -7,6 +7,7 @@ artifacts (``history``), its graphs released (``graphs``), and its end recorded 
 
 from __future__ import annotations
 
+from search.trial.build import build_compiled, loss_function, preflight
 from search.trial.callbacks import EpochRecorder, TrialDiverged
 from search.trial.diagnostics import (
     ChanceDetector,
@@ -22,7 +23,7 @@ from search.trial.evaluation import (
     mc_dropout_model,
     mc_predict,
 )
-from search.trial.fit import FitResult, build_compiled, fit_config, preflight
+from search.trial.fit import FitResult, fit_config
 from search.trial.graphs import released_graphs
 from search.trial.history import save_history, summarize_epochs
 from search.trial.lr_range import (
@@ -52,6 +53,7 @@ __all__ = [
     "fit_config",
     "gradient_norms",
     "gradient_summary",
+    "loss_function",
     "make_objective",
     "mc_dropout_model",
     "mc_predict",

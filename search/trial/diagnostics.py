@@ -8,7 +8,7 @@ gradients that vanish or explode across depth.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
@@ -106,8 +106,14 @@ def dead_unit_fractions(model: keras.Model, x: np.ndarray) -> dict[str, float]:
     return fractions
 
 
-def gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
-    """The loss gradient's norm for every trainable kernel on one batch, first to last.
+def gradient_norms(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    loss_fn: Callable[[Any, Any], Any] = keras.losses.sparse_categorical_crossentropy,
+) -> pd.DataFrame:
+    """The gradient of ``loss_fn`` (the compiled loss) for every trainable kernel on one
+    batch, first to last.
 
     Columns: ``layer`` (the variable's path), ``norm``. Inference mode, so BatchNorm's
     moving statistics are not touched by the probe.
@@ -116,8 +122,8 @@ def gradient_norms(model: keras.Model, x: np.ndarray, y: np.ndarray) -> pd.DataF
 
     kernels = [v for v in model.trainable_variables if v.name == "kernel"]
     with tf.GradientTape() as tape:
-        probs = model(x, training=False)
-        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+        out = model(x, training=False)
+        loss = keras.ops.mean(loss_fn(y, out))
     grads = tape.gradient(loss, [v.value for v in kernels])
     norms = [float(tf.norm(g)) if g is not None else 0.0 for g in grads]
     return pd.DataFrame({"layer": [v.path for v in kernels], "norm": norms})

@@ -7,8 +7,13 @@ BatchNorm included, in inference mode; the class probabilities are averaged.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import keras
 import numpy as np
+
+from search.config.task import Task
 
 __all__ = [
     "AlwaysTraining",
@@ -102,15 +107,69 @@ def predict_eager(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> 
 
 
 def evaluate_test_set(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, *, mc_samples: int, bins: int
+    model: keras.Model,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    task: Task,
+    *,
+    mc_samples: int,
+    bins: int,
 ) -> dict[str, float]:
-    """``test_accuracy``, ``test_nll``, ``test_ece``; with ``mc_samples`` > 0 also the
-    ``mc_test_*`` figures and the mean ``mc_predictive_entropy``."""
-    probs = predict_eager(model, x)
-    out = {f"test_{k}": v for k, v in classification_metrics(probs, y, bins).items()}
-    if mc_samples > 0:
-        mean = mc_predict(model, x, mc_samples).mean(axis=0)
-        out.update({f"mc_test_{k}": v for k, v in classification_metrics(mean, y, bins).items()})
-        entropy = -np.sum(mean * np.log(np.clip(mean, _EPS, 1.0)), axis=1)
-        out["mc_predictive_entropy"] = float(entropy.mean())
+    """The test set's figures, batch by batch (the set need not fit in memory; only the
+    model's outputs are kept). A classification: ``test_accuracy``, ``test_nll``,
+    ``test_ece``; a regression: ``test_loss`` and ``test_<metric>`` for each compiled
+    metric. With ``mc_samples`` > 0 the same figures of the MC Dropout mean as ``mc_test_*``
+    (and, for a classification, the mean ``mc_predictive_entropy``)."""
+    mc = mc_dropout_model(model) if mc_samples > 0 else None
+    outs, mc_outs, labels = [], [], []
+    for x, y in batches:
+        outs.append(predict_eager(model, x))
+        if mc is not None:
+            mc_outs.append(np.mean([predict_eager(mc, x) for _ in range(mc_samples)], axis=0))
+        labels.append(y)
+    if not labels:
+        return {}
+    y_all = np.concatenate(labels)
+    figures = _classification if task.classification else _regression
+    out = {f"test_{k}": v for k, v in figures(np.concatenate(outs), y_all, task, bins).items()}
+    if mc is not None:
+        mean = np.concatenate(mc_outs)
+        out.update({f"mc_test_{k}": v for k, v in figures(mean, y_all, task, bins).items()})
+        if task.classification:
+            probs = _probabilities(mean)
+            entropy = -np.sum(probs * np.log(np.clip(probs, _EPS, 1.0)), axis=1)
+            out["mc_predictive_entropy"] = float(entropy.mean())
     return out
+
+
+def _classification(out: np.ndarray, y: np.ndarray, task: Task, bins: int) -> dict[str, float]:
+    return classification_metrics(_probabilities(out), y.reshape(-1), bins)
+
+
+def _probabilities(out: np.ndarray) -> np.ndarray:
+    """Class probabilities from a model's outputs: a sigmoid unit as two classes, logits
+    (rows that are not distributions) through a softmax."""
+    out = out.reshape(len(out), -1)
+    if out.shape[1] == 1:
+        p = out[:, 0] if (0 <= out).all() and (out <= 1).all() else 1 / (1 + np.exp(-out[:, 0]))
+        return np.stack([1 - p, p], axis=1)
+    if (out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+        return out
+    shifted = np.exp(out - out.max(axis=1, keepdims=True))
+    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+
+
+def _regression(out: np.ndarray, y: np.ndarray, task: Task, bins: int) -> dict[str, float]:
+    """The loss and each compiled metric on the whole set (Keras' own functions)."""
+    target = y.reshape(out.shape) if y.size == out.size else y
+    figures = {"loss": _mean_of(keras.losses.get(task.loss), target, out)}
+    for name in task.metrics:
+        figures[name] = _mean_of(keras.metrics.get(name), target, out)
+    return figures
+
+
+def _mean_of(fn: Any, y: np.ndarray, out: np.ndarray) -> float:
+    if isinstance(fn, keras.metrics.Metric):
+        fn.reset_state()
+        fn.update_state(y, out)
+        return float(keras.ops.convert_to_numpy(fn.result()))
+    return float(np.mean(keras.ops.convert_to_numpy(fn(y, out))))

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from search.cli.signals import interruptible
 from search.config.compose import as_dict, resolved_copy
 from search.config.space import ParamSpec, apply_params, sample_params
+from search.config.task import Task, task_of
 from search.data.splits import Splits
 from search.study.names import Attr
 from search.study.outcome import Outcome, outcome_of
@@ -97,14 +98,14 @@ def _run_trial(
     except BaseException as exc:
         outcome = outcome_of(exc)
         if outcome.diagnosis:  # the pruning callback did not see the epoch that decided it
-            _report_last_epoch(trial, recorder, str(cfg.metric))
+            _report_last_epoch(trial, recorder, task_of(cfg))
         try:
             _end(trial, run, outcome, recorder, config)
         except Exception as close_error:  # never hide how the trial ended
             log.warning(f"trial {trial.number}: could not close its MLflow run ({close_error})")
         raise
     _end(trial, run, outcome_of(None), recorder, config, result=result)
-    return result.best_val_accuracy
+    return result.value
 
 
 def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Trial) -> DictConfig:
@@ -121,15 +122,29 @@ def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Tr
     return config
 
 
-def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, metric: str) -> None:
+def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, task: Task) -> None:
     """Report the validation figure of the epoch a diagnosis stopped (stuck at chance,
-    diverged: raised before the pruning callback saw that epoch) to Optuna."""
+    diverged: raised before the pruning callback saw that epoch) to Optuna; a figure that
+    is NaN counts as the worst the others reached (0 for a maximized figure with none)."""
     if recorder.rows:
         row = recorder.rows[-1]
-        value = row.get(metric, 0.0)
+        value = row.get(task.monitor, math.nan)
+        if not math.isfinite(value):
+            seen = [
+                r[task.monitor]
+                for r in recorder.rows
+                if math.isfinite(r.get(task.monitor, math.nan))
+            ]
+            value = (min(seen) if task.maximize else max(seen)) if seen else _worst(task)
         with warnings.catch_warnings():  # "already reported": the pruning callback saw it
             warnings.simplefilter("ignore", UserWarning)
-            trial.report(value if math.isfinite(value) else 0.0, step=int(row["epoch"]))
+            trial.report(value, step=int(row["epoch"]))
+
+
+def _worst(task: Task) -> float:
+    """A stand-in for "no number": 0 for a maximized figure (accuracy), a huge value for
+    a minimized one (a loss), finite so that every storage and plot takes it."""
+    return 0.0 if task.maximize else 1e12
 
 
 def _rss_mb() -> float:
@@ -147,7 +162,11 @@ def _end(
 ) -> None:
     """Record the outcome on the trial (final metrics in one user attr: one storage write)
     and close its MLflow run with the same metrics, the outcome's tags and the artifacts."""
-    metrics = result.metrics if result else summarize_epochs(recorder.rows, str(config.metric))
+    task = task_of(config)
+    if result is not None:
+        metrics = result.metrics
+    else:
+        metrics = summarize_epochs(recorder.rows, task.monitor, maximize=task.maximize)
     metrics = {**metrics, "worker_rss_mb": _rss_mb()}  # a leak shows as a rising line
     for key, value in {Attr.METRICS: metrics, **outcome.user_attrs()}.items():
         trial.set_user_attr(key, value)
@@ -158,5 +177,5 @@ def _end(
             table.to_csv(out / f"{name}.csv", index=False)
         if recorder.rows:
             title = f"{config.study_name} trial {trial.number} ({outcome.state.name})"
-            save_history(recorder.rows, out, title=title)
+            save_history(recorder.rows, out, title=title, metric=str(config.metric))
         run.finish(outcome, metrics=metrics, artifacts_dir=out)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from search.cli.errors import first_line
 from search.config.space import ParamSpec, parse_space
-from search.data.splits import Splits, splits_from_config
+from search.data.splits import Splits, splits_of
 from search.study.loop import StopRule, run_trials, settle_heap
 from search.study.pool import threads_per_worker
 from search.study.progress import FailureGuard, ProgressLine
@@ -57,7 +57,7 @@ def work_in_process(
     tracker on the shared stores."""
     _limit_threads(threads_per_worker(workers))
     specs = parse_space(cfg.space)
-    splits = splits_from_config(cfg.dataset)
+    splits = splits_of(cfg)
     storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
     study = optuna.load_study(study_name=str(cfg.study_name), storage=storage)
     use_sampler(study, cfg, specs, worker=index)  # workers draw different trials

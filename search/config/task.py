@@ -1,0 +1,142 @@
+"""What a study trains for and measures: its loss, the metrics logged per epoch, the one it
+optimizes (``metric``, in ``direction``) and whether it is a classification.
+
+A crossentropy loss (``train.loss``, default ``sparse_categorical_crossentropy``) is a
+classification on integer labels; any other Keras loss (``mse``, ``mae``, ``huber``, ...)
+a regression on float targets. ``train.metrics: null`` logs ``accuracy`` for a
+classification and nothing extra for a regression; the metric that ``metric`` names
+(``val_mae``: ``mae``) is always logged. Early stopping, the best epoch, pruning, the
+detectors, the summary, export and report all read ``Task``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, ListConfig
+
+from search.cli.errors import HarnessError
+
+__all__ = ["CLASSIFICATION_LOSSES", "Task", "task_of"]
+
+CLASSIFICATION_LOSSES = (
+    "sparse_categorical_crossentropy",
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+)
+_ONE_HOT = ("categorical_crossentropy", "categorical_focal_crossentropy")
+# figures whose better side is known: a direction against it is a mistake
+_LOWER_IS_BETTER = (
+    "loss",
+    "mae",
+    "mse",
+    "mape",
+    "msle",
+    "rmse",
+    "root_mean_squared_error",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "log_cosh",
+    "logcosh",
+    "poisson",
+    "kl_divergence",
+    "hinge",
+    "squared_hinge",
+)
+_HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1_score", "r2_score")
+
+
+@dataclass(frozen=True)
+class Task:
+    """The loss, the compiled metrics, the monitored validation figure and its direction."""
+
+    loss: str
+    metrics: tuple[str, ...]
+    monitor: str
+    maximize: bool
+
+    @property
+    def classification(self) -> bool:
+        return self.loss in CLASSIFICATION_LOSSES
+
+    @property
+    def mode(self) -> str:
+        """Keras' name for the direction (``EarlyStopping(mode=...)``)."""
+        return "max" if self.maximize else "min"
+
+    @property
+    def worst(self) -> float:
+        """The value no trial can do worse than (a figure that is NaN: diverged)."""
+        return -math.inf if self.maximize else math.inf
+
+    @property
+    def best_key(self) -> str:
+        """The final metric that holds the best epoch's value: ``best_val_accuracy``."""
+        return f"best_{self.monitor}"
+
+    def chance_off(self) -> str:
+        """Why chance-level detection means nothing for this task, or "" when it is on."""
+        if not self.classification:
+            return f"train.loss={self.loss} is a regression: there is no chance level"
+        if self.loss != "sparse_categorical_crossentropy" or "accuracy" not in self.metrics:
+            return "it reads accuracy and sparse categorical crossentropy, which are not logged"
+        return ""
+
+
+def task_of(cfg: DictConfig) -> Task:
+    """The ``Task`` of a composed config, checked: one-line errors for a loss that needs
+    one-hot labels, a metric that is not a validation figure or a direction against it."""
+    loss = str(cfg.train.loss)
+    if loss in _ONE_HOT:
+        raise HarnessError(
+            f"train.loss={loss} needs one-hot labels; the harness's labels are class numbers: "
+            f"use train.loss=sparse_{loss}"
+        )
+    monitor = str(cfg.metric)
+    if not monitor.startswith("val_") or monitor == "val_":
+        raise HarnessError(
+            f"metric={monitor} is not a validation figure; Keras logs each metric on the "
+            f"validation set as val_<name>: use metric=val_{monitor.removeprefix('val_') or 'loss'}"
+        )
+    name = monitor.removeprefix("val_")
+    maximize = str(cfg.direction) == "maximize"
+    _check_direction(monitor, name, maximize)
+    metrics = list(_listed(cfg.train.metrics, classification=loss in CLASSIFICATION_LOSSES))
+    if name != "loss" and name not in metrics:
+        metrics.append(name)
+    return Task(loss=loss, metrics=tuple(metrics), monitor=monitor, maximize=maximize)
+
+
+def _listed(value: object, classification: bool) -> tuple[str, ...]:
+    if value is None:
+        return ("accuracy",) if classification else ()
+    items = list(value) if isinstance(value, ListConfig | list | tuple) else [value]
+    if not all(isinstance(item, str) and item for item in items):
+        raise HarnessError(
+            f"train.metrics must be a list of Keras metric names (like [accuracy, auc]) or "
+            f"null, got {value}"
+        )
+    if not classification and "accuracy" in items:
+        raise HarnessError(
+            "train.metrics: accuracy means nothing for a regression (a train.loss that is "
+            "not a crossentropy); use mae, mse or root_mean_squared_error"
+        )
+    return tuple(dict.fromkeys(str(item) for item in items))
+
+
+def _check_direction(monitor: str, name: str, maximize: bool) -> None:
+    lower = name in _LOWER_IS_BETTER or name.endswith(("_loss", "crossentropy", "_error"))
+    higher = name in _HIGHER_IS_BETTER or name.endswith("_accuracy")
+    if lower and maximize:
+        raise HarnessError(
+            f"metric={monitor} is better when lower: add direction=minimize "
+            "(direction=maximize is for accuracy-like figures)"
+        )
+    if higher and not maximize:
+        raise HarnessError(
+            f"metric={monitor} is better when higher: add direction=maximize "
+            "(direction=minimize is for losses and errors)"
+        )

@@ -1,0 +1,146 @@
+"""The model a config describes, compiled: the builder ``model.builder`` names (a
+registered name or ``module:function``, ``search.models.registry``), the config's
+optimizer, and the task's loss and metrics (``search.config.task``).
+
+A builder that compiles its own model keeps its loss and metrics; the optimizer is always
+the config's (the search space sweeps it). ``preflight`` builds the study's model once, on
+a few validation examples, so a bad builder, loss, metric or label fails in one line
+before any study or run exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from omegaconf import DictConfig
+from optuna.distributions import CategoricalDistribution
+
+from search.cli.errors import HarnessError, first_line
+from search.config.compose import as_dict, resolved_copy
+from search.config.space import ParamSpec
+from search.config.task import Task, task_of
+from search.data.splits import Splits
+from search.models import BuilderError, build_model, make_optimizer
+
+__all__ = ["build_compiled", "loss_function", "preflight"]
+
+
+def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
+    """The model a config describes, compiled with its optimizer, loss and metrics."""
+    task = task_of(cfg)
+    model_args = as_dict(cfg.model)
+    builder = str(model_args.pop("builder"))
+    if model_args.get("standardize"):
+        model_args["input_stats"] = splits.feature_stats
+    model = build_model(builder, splits.input_shape, splits.num_classes, **model_args)
+    loss: Any = task.loss
+    metrics: list[Any] = list(task.metrics)
+    if model.compiled:  # the builder's own loss and metrics (and ours it lacks)
+        given = getattr(model, "_compile_config", None)
+        theirs = dict(getattr(given, "config", {}) or {})
+        loss = theirs.get("loss") or loss
+        mine = [m for m in metrics if m not in list(theirs.get("metrics") or [])]
+        metrics = [*(theirs.get("metrics") or []), *mine]
+    opt = cfg.optimizer
+    model.compile(
+        optimizer=make_optimizer(
+            str(opt.name),
+            float(opt.learning_rate),
+            momentum=float(opt.momentum),
+            nesterov=bool(opt.nesterov),
+        ),
+        loss=loss,
+        metrics=metrics,
+    )
+    return model
+
+
+def loss_function(model: keras.Model) -> Any:
+    """The compiled loss as a callable ``(y_true, y_pred)`` (for the gradient probes)."""
+    return keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
+
+
+def preflight(cfg: DictConfig, splits: Splits, specs: Sequence[ParamSpec] = ()) -> None:
+    """Build and evaluate the study's base model once on a few validation examples, so a
+    bad model config (an unknown option, a builder that raises or returns no model, ImageNet
+    weights that cannot be downloaded), a loss or metric Keras does not know, or labels the
+    model cannot take fail before any study or run exists; and each optimizer the config
+    or its space names."""
+    probe = resolved_copy(cfg)
+    if str(probe.optimizer.learning_rate) == "auto":
+        probe.optimizer.learning_rate = probe.lr_find.min_lr
+    for name in _optimizer_names(probe, specs):
+        try:
+            make_optimizer(name, float(probe.optimizer.learning_rate))
+        except ValueError as exc:
+            where = "optimizer.name" if name == probe.optimizer.name else "space.optimizer.name"
+            raise HarnessError(f"{where}: {first_line(exc)}") from None
+    task = task_of(probe)
+    _check_names(task)
+    try:
+        model = build_compiled(probe, splits)
+    except BuilderError as exc:
+        raise HarnessError(first_line(exc, 400)) from None
+    except (ValueError, TypeError) as exc:
+        raise HarnessError(f"model: {first_line(exc, 300)}") from None
+    try:
+        _check_logged(model, task, splits)
+    finally:
+        keras.backend.clear_session()
+
+
+def _check_names(task: Task) -> None:
+    try:
+        keras.losses.get(task.loss)
+    except (ValueError, TypeError):
+        raise HarnessError(
+            f"train.loss: {task.loss!r} is not a Keras loss; use one like "
+            "sparse_categorical_crossentropy, mse, mae or huber"
+        ) from None
+    for name in task.metrics:
+        try:
+            keras.metrics.get(name)
+        except (ValueError, TypeError):
+            where = "metric" if f"val_{name}" == task.monitor else "train.metrics"
+            raise HarnessError(
+                f"{where}: {name!r} is not a Keras metric; use one like accuracy, auc, mae, "
+                "mse or root_mean_squared_error"
+            ) from None
+
+
+def _check_logged(model: keras.Model, task: Task, splits: Splits) -> None:
+    """One evaluation on a few validation examples: the labels fit the model's output and
+    ``metric`` is among what Keras logs."""
+    x, y = splits.probe("val", 8)
+    try:
+        logged = model.evaluate(x, y, verbose=0, return_dict=True)
+    except Exception as exc:  # shapes, dtypes, labels out of range: Keras says which
+        raise HarnessError(
+            f"the model cannot be trained on dataset {splits.name} with train.loss="
+            f"{task.loss} ({first_line(exc, 300)}); check the builder's output "
+            f"(shape {tuple(model.output_shape)}) against the labels (shape {y.shape[1:]}, "
+            f"{y.dtype})"
+        ) from None
+    name = task.monitor.removeprefix("val_")
+    if name not in logged:
+        raise HarnessError(
+            f"metric={task.monitor}: the model logs {', '.join(f'val_{k}' for k in logged)}; "
+            f"add {name} to train.metrics or pick one of those"
+        )
+    if not all(np.isfinite(float(v)) for v in logged.values()):
+        bad = next(k for k, v in logged.items() if not np.isfinite(float(v)))
+        raise HarnessError(
+            f"the untrained model's {bad} on dataset {splits.name} is not a number: check the "
+            "data for NaN or inf values"
+        )
+
+
+def _optimizer_names(cfg: DictConfig, specs: Sequence[ParamSpec]) -> list[str]:
+    names = [str(cfg.optimizer.name)]
+    for spec in specs:
+        if spec.name == "optimizer.name" and isinstance(spec.distribution, CategoricalDistribution):
+            names += [str(choice) for choice in spec.distribution.choices]
+    return names
