@@ -45,7 +45,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
 from search.config import parse_space, resolved_copy  # noqa: E402
-from search.data import Splits, splits_from_config  # noqa: E402
+from search.data import ArraySplits, Splits, splits_from_config  # noqa: E402
 from search.study import (  # noqa: E402
     Attr,
     StopRule,
@@ -94,7 +94,7 @@ def cifar_sized(n_train: int, n_val: int, n_test: int, seed: int = 0) -> Splits:
         return x, y
 
     (xt, yt), (xv, yv), (xs, ys) = part(n_train), part(n_val), part(n_test)
-    return Splits("cifar-sized", xt, yt, xv, yv, xs, ys, num_classes=10)
+    return ArraySplits("cifar-sized", xt, yt, xv, yv, xs, ys, num_classes=10)
 
 
 def bare_fit(cfg: DictConfig, splits: Splits) -> float:

@@ -19,7 +19,6 @@ from search.models.registry import (
     reference_of,
     register_builder,
     resolve_builder,
-    unimportable,
 )
 from search.models.transfer import build_transfer_net
 
@@ -35,5 +34,4 @@ __all__ = [
     "reference_of",
     "register_builder",
     "resolve_builder",
-    "unimportable",
 ]

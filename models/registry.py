@@ -26,7 +26,6 @@ __all__ = [
     "reference_of",
     "register_builder",
     "resolve_builder",
-    "unimportable",
 ]
 
 Builder = Callable[..., keras.Model]
@@ -58,17 +57,6 @@ def register_builder(name: str) -> Callable[[F], F]:
 def reference_of(fn: Callable[..., Any]) -> str:
     """``module:function``: how a config names ``fn``."""
     return f"{fn.__module__}:{fn.__qualname__}"
-
-
-def unimportable(reference: str) -> str:
-    """Why another process cannot import ``reference`` (defined in a notebook or script, or
-    inside a function), or ""."""
-    module, _, name = reference.partition(":")
-    if module == "__main__":
-        return "it is defined in a notebook or a script run as __main__"
-    if "<locals>" in name or "<lambda>" in name:
-        return "it is defined inside a function"
-    return ""
 
 
 def import_object(reference: str, key: str) -> Any:

@@ -23,3 +23,18 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+# The Python API (search.api), imported when first used: ``import search`` stays light.
+_API = ("HarnessError", "export_study", "run_study", "train_exported", "trials_frame")
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        from search import api
+
+        return getattr(api, name)
+    if name == "register_builder":
+        from search.models import register_builder
+
+        return register_builder
+    raise AttributeError(f"module 'search' has no attribute {name!r}")

@@ -16,8 +16,8 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from search.cli import HarnessError, entry, guarded
-from search.config import check_same_source, check_study_name
-from search.study import load_existing_study, trial_export
+from search.config import check_same_source, check_study_name, unimportable
+from search.study import load_existing_study, recorded_metric, trial_export
 from search.tracking import trials_frame
 
 log = logging.getLogger("search")
@@ -38,10 +38,26 @@ def export_study(cfg: DictConfig) -> tuple[Path, Path]:
         raise HarnessError(f"out: cannot make the folder {out} ({exc.strerror or exc})") from None
     OmegaConf.save(OmegaConf.create(config), best_yaml)
     trials_frame(study).to_csv(trials_csv, index=False)
-    log.info(f"best trial {best.number}: {cfg.metric} {best.value:.4f}, params {best.params}")
+    metric = recorded_metric(study, str(cfg.metric))  # the study's, whatever this command says
+    log.info(f"best trial {best.number}: {metric} {best.value:.4f}, params {best.params}")
     log.info(f"wrote {best_yaml} and {trials_csv} ({len(study.trials)} trials)")
     log.info(f"re-train: python -m search.train from={best_yaml}")
+    _say_if_unimportable(config, best_yaml)
     return best_yaml, trials_csv
+
+
+def _say_if_unimportable(config: dict[str, object], best_yaml: Path) -> None:
+    """The export keeps ``model.builder``; say so when ``search.train`` cannot import it."""
+    model = config.get("model")
+    builder = str(model.get("builder", "")) if isinstance(model, dict) else ""
+    why = unimportable(builder)
+    if why:
+        name = builder.partition(":")[2].split(".")[-1]
+        log.warning(
+            f"note: model.builder {builder} cannot be imported by search.train ({why}); "
+            f"move {name} into a module (my_models.py) and set model.builder: "
+            f"my_models:{name} in {best_yaml}"
+        )
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:

@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from search.cli import entry, guarded, held, raise_pending
-from search.study import load_existing_study
+from search.study import load_existing_study, recorded_metric
 from search.tracking import StudyTracker, publish_summary, sync_study
 
 log = logging.getLogger("search")
@@ -25,7 +25,7 @@ def run_sync(cfg: DictConfig) -> None:
     tracker.check()
     try:  # opening marks the parent run RUNNING: an interrupt closes it KILLED
         tracker.open()
-        created, closed = sync_study(study, tracker, str(cfg.metric))
+        created, closed = sync_study(study, tracker, recorded_metric(study, str(cfg.metric)))
         raise_pending()
         publish_summary(study, tracker)
     except BaseException:

@@ -76,13 +76,15 @@ def train_exported(cfg: DictConfig) -> FitResult:
     return result
 
 
+def train_from(cfg: DictConfig) -> FitResult:
+    """Re-train the export ``cfg["from"]`` names, with the command line's overrides on top."""
+    exported = with_defaults(load_exported(str(cfg["from"])), cfg)
+    return train_exported(apply_overrides(exported, cfg, list(HydraConfig.get().overrides.task)))
+
+
 @hydra.main(version_base="1.3", config_path="studies", config_name="train")
 def main(cfg: DictConfig) -> None:
-    def task() -> None:
-        exported = with_defaults(load_exported(str(cfg["from"])), cfg)
-        train_exported(apply_overrides(exported, cfg, list(HydraConfig.get().overrides.task)))
-
-    guarded(task)
+    guarded(lambda: train_from(cfg))
 
 
 if __name__ == "__main__":

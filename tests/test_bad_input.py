@@ -123,8 +123,16 @@ def test_transfer_study_offline_imagenet_is_a_clean_error(
         ("run", ["study=nope"], "unknown study 'nope'; " + STUDIES),
         ("run", ["study=deep_dnn", "study=nope"], "unknown study 'nope'; " + STUDIES),
         ("run", ["+study=nope"], "unknown study 'nope'; " + STUDIES),
-        ("run", ["dataset=nope"], "unknown dataset 'nope'; available: cifar10, digits"),
-        ("run", ["dataset=[digits,nope]"], "unknown dataset 'nope'; available: cifar10, digits"),
+        (
+            "run",
+            ["dataset=nope"],
+            "unknown dataset 'nope'; available: cifar10, diabetes, digits, images, keras, loader, npz",
+        ),
+        (
+            "run",
+            ["dataset=[digits,nope]"],
+            "unknown dataset 'nope'; available: cifar10, diabetes, digits, images, keras, loader, npz",
+        ),
         (
             "run",
             ["pruner=nope"],

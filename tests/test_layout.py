@@ -43,7 +43,7 @@ def test_the_top_level_of_search_is_the_list_of_commands() -> None:
     top = {p.stem for p in SEARCH.glob("*.py")} - {"__init__"}
     packages = {p.name for p in SEARCH.iterdir() if (p / "__init__.py").is_file()}
     assert top | {"report"} == COMMANDS
-    assert packages == set(LAYERS) | {"report"}
+    assert packages == set(LAYERS) | {"report", "api"}  # api: the commands from Python
 
 
 def test_models_and_studies_live_at_the_top_and_install_inside_the_package() -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "EXIT_TERMINATED",
     "Terminated",
     "exit_code",
+    "handled",
     "held",
     "install_handlers",
     "interruptible",
@@ -55,6 +56,22 @@ def install_handlers(forward: Callable[[int], None] | None = None) -> None:
     handler = partial(_on_signal, forward)
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """``install_handlers`` for one block (a call from a notebook): the kernel's own
+    handlers and hook come back afterwards, and no signal is left remembered."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    hook = sys.unraisablehook
+    install_handlers()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+        sys.unraisablehook = hook
+        _received.clear()
 
 
 def _on_signal(forward: Callable[[int], None] | None, signum: int, frame: FrameType | None) -> None:

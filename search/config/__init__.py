@@ -1,7 +1,8 @@
 """The composed config and what is checked on it before anything is created: plain dicts
 of config nodes (``compose``), value checks (``checks``), the declared search space and
 how a trial's values land in the config (``space``), stepped floats on their decimals
-(``steps``), what a study trains for and measures (``task``), and exported configs as
+(``steps``), what a study trains for and measures (``task``), references to a user's
+functions (``references``), and exported configs as
 ``search.train`` reads them (``exported``)."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from search.config.exported import (
     load_exported,
     with_defaults,
 )
+from search.config.references import unimportable
 from search.config.space import (
     ParamSpec,
     apply_params,
@@ -49,6 +51,7 @@ __all__ = [
     "sample_params",
     "storage_identity",
     "task_of",
+    "unimportable",
     "validate_space_keys",
     "with_defaults",
 ]

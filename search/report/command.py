@@ -28,6 +28,7 @@ from search.report.figures import (
 )
 from search.report.page import Report, answer, render_html
 from search.study.names import Role, Tag
+from search.study.revisions import recorded_metric
 from search.study.storage import load_existing_study
 from search.tracking.tracker import StudyTracker
 
@@ -75,7 +76,7 @@ def make_report(cfg: DictConfig, out: Path) -> tuple[Report, Arms]:
             raise HarnessError(f"vs: '{other}' is the study itself; name another study")
         studies.append(load_existing_study(str(cfg.storage), other))
     by = str(cfg.by) if cfg.by else None
-    arms = build_arms(studies, by, str(cfg.metric))
+    arms = build_arms(studies, by, recorded_metric(studies[0], str(cfg.metric)))
     table = arm_table(arms)
     mc = mc_dropout_table(arms, top_k)
     makers: dict[str, Callable[[], bytes | None]] = {

@@ -27,6 +27,7 @@ from search.study.pool import WorkerEnd, WorkerTarget, run_pool, threads_per_wor
 from search.study.progress import FailureGuard, ProgressLine
 from search.study.revisions import (
     measured,
+    recorded_metric,
     revision_of,
     settle_revision,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "recorded",
     "grid_done",
     "measured",
+    "recorded_metric",
     "revision_of",
     "run_pool",
     "settle_revision",

@@ -28,6 +28,7 @@ __all__ = [
     "changes",
     "latest_revision",
     "measured",
+    "recorded_metric",
     "revision_of",
     "settle_revision",
 ]
@@ -101,6 +102,13 @@ def _whole(before: dict[str, Any], now: dict[str, Any]) -> set[str]:
 def _brief(flat: dict[str, Any], prefix: str) -> str:
     inner = {k.removeprefix(f"{prefix}."): v for k, v in flat.items() if k.startswith(f"{prefix}.")}
     return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(inner.items())) + "}"
+
+
+def recorded_metric(study: optuna.Study, fallback: str) -> str:
+    """The ``metric`` the study was created with (``fallback`` for a study from before
+    revisions were recorded): what export, sync and report name its values."""
+    recorded = study.user_attrs.get(Attr.REVISIONS) or [{}]
+    return str(recorded[-1].get("metric", fallback))
 
 
 def settle_revision(study: optuna.Study, cfg: DictConfig, accept: bool) -> int:

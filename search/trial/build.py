@@ -120,9 +120,9 @@ def _check_logged(model: keras.Model, task: Task, splits: Splits) -> None:
     except Exception as exc:  # shapes, dtypes, labels out of range: Keras says which
         raise HarnessError(
             f"the model cannot be trained on dataset {splits.name} with train.loss="
-            f"{task.loss} ({first_line(exc, 300)}); check the builder's output "
-            f"(shape {tuple(model.output_shape)}) against the labels (shape {y.shape[1:]}, "
-            f"{y.dtype})"
+            f"{task.loss} and metrics {', '.join(task.metrics) or 'none'} ({_reason(exc)}); "
+            f"check the builder's output (shape {tuple(model.output_shape)}) against the "
+            f"labels (shape {y.shape[1:]}, {y.dtype}) and that each metric fits them"
         ) from None
     name = task.monitor.removeprefix("val_")
     if name not in logged:
@@ -136,6 +136,15 @@ def _check_logged(model: keras.Model, task: Task, splits: Splits) -> None:
             f"the untrained model's {bad} on dataset {splits.name} is not a number: check the "
             "data for NaN or inf values"
         )
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, in a line: a TensorFlow graph error's last line of its own (the
+    lines before it are the Python stack of the graph's node)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    own = [line for line in lines if not line.startswith(("File ", "[[", "Detected at node"))]
+    text = own[-1] if own else type(exc).__name__
+    return text.split(" [Op:")[0][:300]
 
 
 def _optimizer_names(cfg: DictConfig, specs: Sequence[ParamSpec]) -> list[str]:

@@ -90,7 +90,8 @@ def dead_unit_fractions(model: keras.Model, x: np.ndarray) -> dict[str, float]:
     layers = [layer for layer in model.layers if _is_relu(layer)]
     if not layers:
         return {}
-    probe = keras.Model(model.input, [layer.output for layer in layers])
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # Sequential too
+    probe = keras.Model(inputs, [layer.output for layer in layers])
     outputs = probe(x, training=False)
     if len(layers) == 1:
         outputs = [outputs]

@@ -57,18 +57,21 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int)
 def mc_dropout_model(model: keras.Model) -> keras.Model:
     """The same layers (shared weights) re-applied with dropout on and BatchNorm off.
 
-    Works for models whose top level is a chain (each layer feeds the next), which is what
-    the builders in ``models/`` make; a nested backbone counts as one layer.
+    Works for models whose top level is a chain (each layer feeds the next: a
+    ``keras.Sequential``, or what the builders in ``models/`` make); a nested backbone
+    counts as one layer.
     """
-    layers = model.layers
-    for previous, layer in zip(layers, layers[1:], strict=False):
-        if layer.input is not previous.output:
-            raise ValueError(
-                f"MC Dropout needs a chain model; {layer.name} is not fed by {previous.name}"
-            )
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not isinstance(model, keras.Sequential):
+        chain = model.layers
+        for previous, layer in zip(chain, chain[1:], strict=False):
+            if layer.input is not previous.output:
+                raise ValueError(
+                    f"MC Dropout needs a chain model; {layer.name} is not fed by {previous.name}"
+                )
     inputs = keras.Input(shape=model.input_shape[1:], name="image")
     x = inputs
-    for layer in layers[1:]:
+    for layer in layers:
         x = AlwaysTraining(layer)(x) if isinstance(layer, DROPOUT_LAYERS) else layer(x)
     return keras.Model(inputs, x, name=f"{model.name}_mc")
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
 from search.cli.errors import HarnessError
 from search.config.compose import resolved_copy
 from search.data.splits import Splits
-from search.trial.fit import build_compiled
+from search.trial.build import build_compiled
 
 __all__ = [
     "LRFinding",
@@ -54,17 +55,15 @@ def find_learning_rate(cfg: DictConfig, splits: Splits) -> LRFinding:
     probe = resolved_copy(cfg)
     probe.optimizer.learning_rate = min_lr
     model = build_compiled(probe, splits)
+    batch_size = int(cfg.train.batch_size)
     curve = _range_test(
         model,
-        splits.x_train,
-        splits.y_train,
-        batch_size=int(cfg.train.batch_size),
+        splits.training_batches(batch_size, int(cfg.seed)),
+        steps=max(100, int(math.ceil(splits.n_train / batch_size * float(settings.epochs)))),
         min_lr=min_lr,
         max_lr=max_lr,
-        epochs=float(settings.epochs),
         smoothing=float(settings.smoothing),
         stop_factor=float(settings.stop_factor),
-        seed=int(cfg.seed),
     )
     suggested = suggest(curve, float(settings.divisor), min_lr)
     keras.backend.clear_session()
@@ -73,26 +72,21 @@ def find_learning_rate(cfg: DictConfig, splits: Splits) -> LRFinding:
 
 def _range_test(
     model: keras.Model,
-    x: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
+    batches: Iterator[tuple[Any, Any]],
+    steps: int,
     min_lr: float,
     max_lr: float,
-    epochs: float,
     smoothing: float,
     stop_factor: float,
-    seed: int,
 ) -> pd.DataFrame:
-    steps = max(100, int(math.ceil(len(x) / batch_size * epochs)))  # small sets: wrap around
-    order = np.random.default_rng(seed).permutation(len(x))
+    """At least 100 steps: a small training set wraps around."""
     rows: list[dict[str, float]] = []
     average, best = 0.0, math.inf
     for step in range(steps):
         lr = min_lr * (max_lr / min_lr) ** (step / (steps - 1))
         model.optimizer.learning_rate.assign(lr)
-        start = (step * batch_size) % len(x)
-        batch = order[start : start + batch_size]
-        loss = float(model.train_on_batch(x[batch], y[batch], return_dict=True)["loss"])
+        x, y = next(batches)
+        loss = float(model.train_on_batch(x, y, return_dict=True)["loss"])
         if not math.isfinite(loss):
             break
         average = smoothing * average + (1 - smoothing) * loss

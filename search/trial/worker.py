@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from search.cli.errors import first_line
 from search.config.space import ParamSpec, parse_space
-from search.data.splits import Splits, splits_of
+from search.data.load import splits_of
+from search.data.splits import Splits
 from search.study.loop import StopRule, run_trials, settle_heap
 from search.study.pool import threads_per_worker
 from search.study.progress import FailureGuard, ProgressLine
