@@ -24,6 +24,7 @@ from search.run import run_study
 from tests.cifar_fixture import DIR, make_cifar_tarball, write_tar
 from tests.conftest import compose, journal_path, run_cli, tiny
 
+DATASETS = "cifar10, diabetes, digits, images, keras, loader, npz"
 STUDIES = "available: bn_vs_nobn, deep_dnn, deep_dnn_bn, deep_dnn_selu, transfer_resnet50"
 SPACE_KEY = "+space.model.bogus={type:float,low:0,high:1}"
 WHEN_KEY = "+space.optimizer.momentum={type:float,low:0.1,high:0.9,when:{optimizer.nam:sgd}}"
@@ -126,12 +127,12 @@ def test_transfer_study_offline_imagenet_is_a_clean_error(
         (
             "run",
             ["dataset=nope"],
-            "unknown dataset 'nope'; available: cifar10, diabetes, digits, images, keras, loader, npz",
+            f"unknown dataset 'nope'; available: {DATASETS}",
         ),
         (
             "run",
             ["dataset=[digits,nope]"],
-            "unknown dataset 'nope'; available: cifar10, diabetes, digits, images, keras, loader, npz",
+            f"unknown dataset 'nope'; available: {DATASETS}",
         ),
         (
             "run",
