@@ -107,6 +107,11 @@ def task_of(cfg: DictConfig) -> Task:
     metrics = list(_listed(cfg.train.metrics, classification=loss in CLASSIFICATION_LOSSES))
     if name != "loss" and name not in metrics:
         metrics.append(name)
+    if loss not in CLASSIFICATION_LOSSES and name.endswith("accuracy"):
+        raise HarnessError(
+            f"metric={monitor}: accuracy means nothing for a regression (train.loss={loss}); "
+            "use metric=val_mae direction=minimize (or val_loss, val_mse)"
+        )
     return Task(loss=loss, metrics=tuple(metrics), monitor=monitor, maximize=maximize)
 
 
