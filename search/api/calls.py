@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ def run_study(
     words = [f"study={study}", *(overrides or [])]
     with _command("run", words) as cfg:
         if builder is not None:
-            _use_builder(cfg, _registered(builder), words)
+            _use_builder(cfg, builder, words)
         return run.run_study(cfg)
 
 
@@ -88,14 +89,24 @@ def _registered(builder: Callable[..., Any]) -> str:
     return reference
 
 
-def _use_builder(cfg: DictConfig, reference: str, words: list[str]) -> None:
-    """The study's model replaced by ``reference`` and the ``model.*`` keys the caller gave;
-    of the study's ``space.model``, only what the caller gave too."""
+def _use_builder(cfg: DictConfig, builder: Callable[..., Any], words: list[str]) -> None:
+    """The study's model replaced by ``builder`` and the ``model.*`` keys the caller gave;
+    of the study's ``space.model``, only what the caller gave too (a searched key the
+    caller did not set starts at the builder's default)."""
+    reference = _registered(builder)
     given = {w.split("=", 1)[0].lstrip("+~") for w in words if "=" in w}
     model: dict[str, Any] = {"builder": reference}
     model |= {k: cfg.model[k] for k in cfg.model if f"model.{k}" in given and k != "builder"}
     space: dict[str, Any] = dict(cfg.space.get("model") or {}) if cfg.space else {}
     kept = {k: v for k, v in space.items() if any(g.startswith(f"space.model.{k}") for g in given)}
+    defaults = inspect.signature(builder).parameters
+    for key in kept:
+        if (
+            key not in model
+            and key in defaults
+            and defaults[key].default is not defaults[key].empty
+        ):
+            model[key] = defaults[key].default
     dropped = [str(k) for k in cfg.model if k not in model]
     dropped += [f"space.model.{k}" for k in space if k not in kept]
     if dropped:

@@ -168,7 +168,8 @@ def _display_name(settings: Mapping[str, Any], kind: str) -> str:
     """``mnist``, ``digits``; a file's set by its file: ``npz digits.npz``."""
     name = str(settings.get("name") or kind)
     path = settings.get("path")
-    return f"{name} {Path(str(path)).name}" if path and name == kind else name
+    own = path and name == kind and kind in ("npz", "images")  # the file is the data
+    return f"{name} {Path(str(path)).name}" if own else name
 
 
 def _checked(x: Any, y: Any, where: str, classification: bool) -> tuple[np.ndarray, np.ndarray]:
