@@ -32,6 +32,9 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     study.check_sampling(cfg, specs)
     splits = data.splits_of(cfg)
     trial.preflight(cfg, splits, specs)
+    off = config.task_of(cfg).chance_off()
+    if off and cfg.diagnostics.enabled:
+        log.info(f"chance-level detection is off: {off}")
     log.info(
         f"study {cfg.study_name}: {len(specs)} searched params, "
         f"data {splits.name} ({splits.sizes()})"

@@ -108,7 +108,7 @@ def test_by_param_report_has_one_arm_per_value(work: Path, by_bn: Path) -> None:
         complete = [t for t in scored if t.state == optuna.trial.TrialState.COMPLETE]
         top = max(complete, key=lambda t: float(t.value or 0.0))
         assert table.loc[arm, "best_trial"] == top.number
-        assert table.loc[arm, "test_accuracy"] == pytest.approx(
+        assert table.loc[arm, "test_value"] == pytest.approx(
             top.user_attrs["metrics"]["test_accuracy"]
         )
     assert "model.batch_norm=" in page.split("class='answer'")[1].split("</div>")[0]

@@ -62,6 +62,14 @@ class Arms:
     maximize: bool
     objects: dict[tuple[str, int], FrozenTrial] = field(repr=False)
 
+    @property
+    def test_metric(self) -> str:
+        """The test-set figure shown next to ``metric``: ``test_<name>`` (``test_mae``), else
+        ``test_accuracy`` (a classification monitored on its loss), else ``test_loss``."""
+        name = self.metric.removeprefix("val_")
+        found = [f"test_{name}", "test_accuracy", "test_loss"]
+        return next((c for c in found if c in self.trials), "test_accuracy")
+
     def of(self, arm: str) -> pd.DataFrame:
         return self.trials[self.trials["arm"] == arm]
 
@@ -241,7 +249,7 @@ def arm_table(arms: Arms) -> pd.DataFrame:
                 "best_study": str(top["study"]) if top is not None else "",
                 "best_trial": int(top["number"]) if top is not None else -1,
                 "best_trial_value": _float(top["value"]) if top is not None else math.nan,
-                "test_accuracy": _float(_get(top, "test_accuracy")),
+                "test_value": _float(_get(top, arms.test_metric)),
             }
         )
     return pd.DataFrame(rows).set_index("arm")

@@ -28,7 +28,8 @@ class BestConfig:
     trial: int
     state: str
     value: float
-    test_accuracy: float
+    test_metric: str  # test_accuracy, test_mae: what test_value is
+    test_value: float
     run_id: str
     params: dict[str, Any]
     commands: list[str]
@@ -64,7 +65,8 @@ def best_configs(arms: Arms, main: optuna.Study, cfg: DictConfig, out: Path) -> 
                 trial=trial.number,
                 state=trial.state.name,
                 value=float(row["value"]),
-                test_accuracy=_float(_get(row, "test_accuracy")),
+                test_metric=arms.test_metric,
+                test_value=_float(_get(row, arms.test_metric)),
                 run_id=str(trial.user_attrs.get(Attr.MLFLOW_RUN_ID, "")),
                 params=dict(trial.params),
                 commands=commands,

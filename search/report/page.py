@@ -27,7 +27,7 @@ def answer(arms: Arms, table: pd.DataFrame, mc: pd.DataFrame) -> str:
     if len(ranked) == 1:
         text = (
             f"{prefix}: best {arms.metric} {lead.best_value:.4f} (trial {lead.best_trial}, "
-            f"test accuracy {_acc(lead.test_accuracy)}), median {_acc(lead.median_value)} over "
+            f"{_test(arms)} {_acc(lead.test_value)}), median {_acc(lead.median_value)} over "
             f"{lead.complete + lead.pruned} finished trials; epochs to 95 % of its best: "
             f"{_epochs(lead.epochs_to_95)} ({lead.reached_95} of {lead.with_curve} trials get "
             f"there); {_sec(lead.seconds_per_epoch)} s/epoch"
@@ -50,7 +50,7 @@ def answer(arms: Arms, table: pd.DataFrame, mc: pd.DataFrame) -> str:
             f"{versus('epochs_to_95', _epochs)} (to 95 % of the overall best: "
             f"{versus('epochs_to_95_overall', _epochs)}); "
             f"{versus('seconds_per_epoch', _sec)} s/epoch; "
-            f"test accuracy of the best trial {versus('test_accuracy', _acc)}"
+            f"{_test(arms)} of the best trial {versus('test_value', _acc)}"
         )
         for column, what in ((STUCK_AT_CHANCE, "stuck at chance"), (DIVERGED, "diverged")):
             if table[column].sum():
@@ -93,8 +93,13 @@ _HEADERS = {
     STUCK_AT_CHANCE: "stuck at chance",
     DIVERGED: "diverged",
     "best_trial": "best trial",
-    "test_accuracy": "test accuracy",
+    "test_value": "test",  # named after the figure: test accuracy, test mae
 }
+
+
+def _test(arms: Arms) -> str:
+    """``test accuracy``, ``test mae``: the test figure the report shows."""
+    return arms.test_metric.replace("_", " ", 1)
 
 
 def _display(arms: Arms, table: pd.DataFrame) -> pd.DataFrame:
@@ -103,7 +108,9 @@ def _display(arms: Arms, table: pd.DataFrame) -> pd.DataFrame:
     shown = pd.DataFrame(index=table.index)
     for column, header in _HEADERS.items():
         values = table[column]
-        if column in ("best_value", "median_value", "test_accuracy"):
+        if column == "test_value":
+            header = _test(arms)
+        if column in ("best_value", "median_value", "test_value"):
             cells = values.map(_acc)
         elif column == "seconds_per_epoch":
             cells = values.map(_sec)
@@ -242,7 +249,8 @@ def _best_html(best: BestConfig, key: str) -> str:
     )
     facts = (
         f"study {best.study}, trial {best.trial} ({best.state}): value {best.value:.4f}, "
-        f"test accuracy {_acc(best.test_accuracy)}, MLflow run {best.run_id or '–'}"
+        f"{best.test_metric.replace('_', ' ', 1)} {_acc(best.test_value)}, "
+        f"MLflow run {best.run_id or '–'}"
     )
     where = (
         "" if best.path is None else f"<p>Config written to <code>{esc(str(best.path))}</code>.</p>"

@@ -30,7 +30,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from optuna.trial import FrozenTrial  # noqa: E402
 
 from search.study.names import Attr  # noqa: E402
-from search.study.revisions import latest_revision, revision_of  # noqa: E402
+from search.study.revisions import latest_revision, recorded_metric, revision_of  # noqa: E402
 from search.study.storage import FINISHED  # noqa: E402
 from search.tracking.tracker import StudyTracker  # noqa: E402
 
@@ -128,8 +128,8 @@ def fanova_evaluator() -> optuna.importance.FanovaImportanceEvaluator:
 def learning_curves(
     study: optuna.Study, tracker: StudyTracker | None, top_k: int = 5, revision: int | None = None
 ) -> plt.Figure | None:
-    """Validation accuracy and loss against epoch of the top-k trials (of ``revision``, if
-    given), overlaid."""
+    """The study's metric (its intermediate values: validation accuracy by default) and the
+    validation loss against epoch of the top-k trials (of ``revision``, if given), overlaid."""
     sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
     scored = [
         t
@@ -152,14 +152,15 @@ def learning_curves(
             loss.plot(
                 [e + 1 for e in epochs], losses, color=line.get_color(), marker=dot, label=label
             )
-    acc.set(xlabel="epoch", ylabel="validation accuracy", title=f"top {len(trials)} trials")
+    metric = recorded_metric(study, "val_accuracy").removeprefix("val_")
+    acc.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"top {len(trials)} trials")
     loss.set(xlabel="epoch", ylabel="validation loss", title="validation loss")
     last = max(max(t.intermediate_values, default=0) for t in trials) + 1
     for axes in (acc, loss):
         axes.grid(alpha=0.3)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes.set_xlim(0.5, last + 0.5)  # whole epochs, also for one
-    acc.legend(fontsize=8, loc="lower right")
+    acc.legend(fontsize=8, loc="upper right" if sign > 0 else "lower right")
     if loss.lines:
         loss.legend(fontsize=8, loc="upper right")
     else:
