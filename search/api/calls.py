@@ -23,6 +23,7 @@ from search.cli import (
     set_search_path,
     setup_logging,
 )
+from search.config import unimportable
 
 __all__ = ["export_study", "run_study", "train_exported", "trials_frame"]
 
@@ -94,6 +95,12 @@ def _use_builder(cfg: DictConfig, builder: Callable[..., Any], words: list[str])
     of the study's ``space.model``, only what the caller gave too (a searched key the
     caller did not set starts at the builder's default)."""
     reference = _registered(builder)
+    why = unimportable(reference)
+    if why and int(cfg.workers) > 1:
+        raise HarnessError(
+            f"workers={cfg.workers} trains in other processes, which cannot import the "
+            f"builder {reference} ({why}); use workers=1, or move it into a module"
+        )
     given = {w.split("=", 1)[0].lstrip("+~") for w in words if "=" in w}
     model: dict[str, Any] = {"builder": reference}
     model |= {k: cfg.model[k] for k in cfg.model if f"model.{k}" in given and k != "builder"}
