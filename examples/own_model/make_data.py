@@ -15,5 +15,7 @@ x_train, x_test, y_train, y_test = train_test_split(
     x, digits.target, test_size=0.2, random_state=0, stratify=digits.target
 )
 Path("data").mkdir(exist_ok=True)
-np.savez_compressed("data/digits.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+np.savez_compressed(
+    "data/digits.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test
+)
 print(f"wrote data/digits.npz: {len(x_train)} train, {len(x_test)} test images")

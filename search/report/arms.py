@@ -2,8 +2,7 @@
 
 An arm is a value of one param (a float param in quantile bins), a study, or both;
 ``arm_table`` and ``mc_dropout_table`` hold numbers only (``search.report.page`` formats
-them). The small helpers ``_col``, ``_get``, ``_float`` and ``_num`` are shared with the
-package's other modules.
+them). The helpers ``_col``, ``_get``, ``_float``, ``_num`` are shared with the package.
 """
 
 from __future__ import annotations
@@ -64,10 +63,8 @@ class Arms:
 
     @property
     def test_metric(self) -> str:
-        """The test-set figure shown next to ``metric``: ``test_<name>`` (``test_mae``), else
-        ``test_accuracy`` (a classification monitored on its loss), else ``test_loss``."""
-        name = self.metric.removeprefix("val_")
-        found = [f"test_{name}", "test_accuracy", "test_loss"]
+        """The test figure shown: ``test_<metric>`` (``test_mae``), else test accuracy/loss."""
+        found = [f"test_{self.metric.removeprefix('val_')}", "test_accuracy", "test_loss"]
         return next((c for c in found if c in self.trials), "test_accuracy")
 
     def of(self, arm: str) -> pd.DataFrame:
@@ -296,11 +293,8 @@ def mc_dropout_table(arms: Arms, top_k: int) -> pd.DataFrame:
         have = have[_col(have, "mc_test_accuracy").notna()]
         have = have.sort_values("value", ascending=not arms.maximize).head(top_k)
         for _, row in have.iterrows():
-            entry_row: dict[str, Any] = {"arm": arm, "study": row["study"], "trial": row["number"]}
-            entry_row["value"] = row["value"]
-            for name in ("accuracy", "nll", "ece"):
-                entry_row[f"test_{name}"] = _float(_get(row, f"test_{name}"))
-                entry_row[f"mc_test_{name}"] = _float(_get(row, f"mc_test_{name}"))
-            entry_row["mc_predictive_entropy"] = _float(_get(row, "mc_predictive_entropy"))
-            rows.append(entry_row)
+            names = [f"{mc}test_{n}" for n in ("accuracy", "nll", "ece") for mc in ("", "mc_")]
+            figures = {name: _float(_get(row, name)) for name in [*names, "mc_predictive_entropy"]}
+            rows.append({"arm": arm, "study": row["study"], "trial": row["number"],
+                         "value": row["value"], **figures})  # fmt: skip
     return pd.DataFrame(rows)
