@@ -31,9 +31,11 @@ def build_dense_net(
     standardize: bool = False,
     input_stats: Sequence[np.ndarray] | None = None,
     constant_value: float = 0.05,
+    output_bias: float = 0.0,
 ) -> keras.Model:
     """Flatten [-> standardise] [-> BN] -> depth x (Dense [-> BN] -> act [-> drop]) -> softmax
-    over ``num_classes`` (``None``: a regression, one linear output).
+    over ``num_classes`` (``None``: a regression, one linear output starting at
+    ``output_bias``: the harness passes the training targets' mean).
 
     - ``batch_norm``: BatchNorm after every dense layer (which then drops its bias, BN's beta
       replaces it), before the activation, as in the course notebook; ``input_batch_norm``
@@ -71,7 +73,8 @@ def build_dense_net(
         if dropout_rate > 0:
             x = _dropout(dropout, dropout_rate, name=f"dropout_{i}")(x)
     if num_classes is None:
-        outputs = keras.layers.Dense(1, name="output")(x)
+        start = keras.initializers.Constant(output_bias)
+        outputs = keras.layers.Dense(1, bias_initializer=start, name="output")(x)
     else:
         outputs = keras.layers.Dense(num_classes, activation="softmax", name="output")(x)
     return keras.Model(inputs, outputs, name=f"dense_{depth}x{width}")

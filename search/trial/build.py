@@ -10,6 +10,7 @@ before any study or run exists.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from search.config.compose import as_dict, resolved_copy
 from search.config.space import ParamSpec
 from search.config.task import Task, task_of
 from search.data.splits import Splits
-from search.models import BuilderError, build_model, make_optimizer
+from search.models import BuilderError, build_model, make_optimizer, resolve_builder
 
 __all__ = ["build_compiled", "loss_function", "preflight"]
 
@@ -35,6 +36,8 @@ def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
     builder = str(model_args.pop("builder"))
     if model_args.get("standardize"):
         model_args["input_stats"] = splits.feature_stats
+    if splits.num_classes is None and _takes(builder, "output_bias"):
+        model_args.setdefault("output_bias", float(np.mean(splits.probe("train", 100_000)[1])))
     model = build_model(builder, splits.input_shape, splits.num_classes, **model_args)
     loss: Any = task.loss
     metrics: list[Any] = list(task.metrics)
@@ -56,6 +59,14 @@ def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
         metrics=metrics,
     )
     return model
+
+
+def _takes(builder: str, name: str) -> bool:
+    """Whether the builder has an argument ``name`` (a regression's start: the dense one)."""
+    try:
+        return name in inspect.signature(resolve_builder(builder)).parameters
+    except (BuilderError, TypeError, ValueError):
+        return False
 
 
 def loss_function(model: keras.Model) -> Any:
