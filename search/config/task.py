@@ -11,7 +11,6 @@ detectors, the summary, export and report all read ``Task``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig
@@ -69,8 +68,10 @@ class Task:
 
     @property
     def worst(self) -> float:
-        """The value no trial can do worse than (a figure that is NaN: diverged)."""
-        return -math.inf if self.maximize else math.inf
+        """A stand-in for a figure that is no number (diverged): 0 for a maximized figure
+        (accuracy), a huge value for a minimized one (a loss); finite, so that every
+        storage and plot takes it."""
+        return 0.0 if self.maximize else 1e12
 
     @property
     def best_key(self) -> str:

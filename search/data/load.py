@@ -26,7 +26,7 @@ from search.config.task import task_of
 from search.data.bundled import load_diabetes, load_digits
 from search.data.cifar10 import load_cifar10
 from search.data.files import load_npz, load_with_function
-from search.data.images import load_image_folder
+from search.data.images import IMAGE_KEYS, load_image_folder
 from search.data.keras_sets import load_keras_set
 from search.data.raw import Raw, checked_inputs, checked_labels
 from search.data.splits import ArraySplits, Splits
@@ -36,7 +36,7 @@ __all__ = ["SOURCES", "clear_loaded", "load_splits", "splits_from_config", "spli
 Loader = Callable[[Mapping[str, Any]], Raw]
 _COMMON = {"name", "kind", "val_fraction", "split_seed", "train_limit"}
 _IMAGES = {"image_size", "channels"}
-STREAMED = {"images": _COMMON | {"path", "image_size", "channels", "test_fraction"}}
+STREAMED = {"images": _COMMON | IMAGE_KEYS}
 SOURCES: dict[str, tuple[Loader, set[str]]] = {
     "cifar10": (load_cifar10, _COMMON | _IMAGES | {"path"}),
     "digits": (load_digits, _COMMON | _IMAGES | {"test_fraction"}),

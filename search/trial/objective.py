@@ -135,16 +135,10 @@ def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, task: Task)
                 for r in recorder.rows
                 if math.isfinite(r.get(task.monitor, math.nan))
             ]
-            value = (min(seen) if task.maximize else max(seen)) if seen else _worst(task)
+            value = (min(seen) if task.maximize else max(seen)) if seen else task.worst
         with warnings.catch_warnings():  # "already reported": the pruning callback saw it
             warnings.simplefilter("ignore", UserWarning)
             trial.report(value, step=int(row["epoch"]))
-
-
-def _worst(task: Task) -> float:
-    """A stand-in for "no number": 0 for a maximized figure (accuracy), a huge value for
-    a minimized one (a loss), finite so that every storage and plot takes it."""
-    return 0.0 if task.maximize else 1e12
 
 
 def _rss_mb() -> float:
