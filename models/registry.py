@@ -64,7 +64,8 @@ def import_object(reference: str, key: str) -> Any:
     directory or the environment; ``key`` (the config key) names it in errors."""
     module_name, _, name = reference.partition(":")
     if not module_name or not name:
-        raise BuilderError(f"{key}: {reference!r} is not module:function (like mymodels:build)")
+        like = "my_data:load" if key.startswith("dataset") else "my_models:build"
+        raise BuilderError(f"{key}: {reference!r} is not module:function (like {like})")
     here = os.getcwd()
     if "" not in sys.path and here not in sys.path:
         sys.path.insert(0, here)  # as `python -m` does: the user's files come first
@@ -81,6 +82,12 @@ def import_object(reference: str, key: str) -> Any:
         raise BuilderError(f"{key}: importing {module_name} failed ({_said(exc)})") from None
     target: Any = module
     for part in name.split("."):
+        if not hasattr(target, part) and module_name == "__main__":
+            raise BuilderError(
+                f"{key}: {reference} was defined in a notebook or a script run as __main__, "
+                f"which this command cannot import; move {name} into a module (my_models.py) "
+                f"and set {key}: my_models:{name}"
+            )
         if not hasattr(target, part):
             public = sorted(n for n, v in vars(module).items() if callable(v) and n[0] != "_")
             has = f" (it has {', '.join(public[:8])})" if public else ""
@@ -103,7 +110,7 @@ def resolve_builder(builder: str | Builder) -> Builder:
         )
     fn = import_object(name, "model.builder")
     if not callable(fn):
-        raise BuilderError(f"model.builder: {name} is a {type(fn).__name__}, not a function")
+        raise BuilderError(f"model.builder: {name} is of type {type(fn).__name__}, not a function")
     return fn  # type: ignore[no-any-return]
 
 

@@ -52,7 +52,7 @@ def _say_if_unimportable(config: dict[str, object], best_yaml: Path) -> None:
     builder = str(model.get("builder", "")) if isinstance(model, dict) else ""
     why = unimportable(builder)
     if why:
-        name = builder.partition(":")[2].split(".")[-1]
+        name = (builder.partition(":")[2] or builder).split(".")[-1]
         log.warning(
             f"note: model.builder {builder} cannot be imported by search.train ({why}); "
             f"move {name} into a module (my_models.py) and set model.builder: "

@@ -20,7 +20,15 @@ import optuna
 from omegaconf import DictConfig
 
 from search import config, data, study, tracking, trial
-from search.cli import HarnessError, entry, guarded, held, next_command, raise_pending
+from search.cli import (
+    HarnessError,
+    entry,
+    guarded,
+    held,
+    next_command,
+    raise_pending,
+    searched_overrides,
+)
 
 log = logging.getLogger("search")
 
@@ -29,6 +37,12 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     config.check_config(cfg)
     specs = config.parse_space(cfg.space)
     config.validate_space_keys(specs, cfg)
+    for word in searched_overrides({spec.name for spec in specs}):
+        key = word.split("=", 1)[0].lstrip("+")
+        log.warning(
+            f"note: {word} has no effect: the study searches {key}; narrow space.{key} "
+            f"instead, or stop searching it with ~space.{key}"
+        )
     study.check_sampling(cfg, specs)
     splits = data.splits_of(cfg)
     trial.preflight(cfg, splits, specs)
@@ -44,7 +58,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     tracker = tracking.StudyTracker.from_config(cfg)
     tracker.check()
     optuna_study = study.open_study(cfg, specs)
-    revision = study.settle_revision(optuna_study, cfg, bool(cfg.accept_changes))
+    revision = study.settle_revision(optuna_study, cfg, bool(cfg.accept_changes), splits.contents)
     study.reap_orphans(optuna_study)
     done = study.count_finished(optuna_study)
     if study.grid_done(optuna_study) or done >= int(cfg.n_trials):

@@ -198,8 +198,8 @@ def _user_configs(root: Path) -> Path:
         (["study=mine", "n_trial=1", "-cd", "{dir}"], "did you mean n_trials?"),
         (["study=broken", "--config-dir", "{dir}"], "broken.yaml is not valid YAML (line 2"),
         (["study=unsafe", "--config-dir", "{dir}"], "unsafe.yaml is not valid YAML (line 1"),
-        (["study=mine", "--config-dir", "{dir}/nowhere"], "--config-dir: no directory"),
-        (["study=deep_dnn", "--config-path", "/nowhere"], "--config-path: no directory /nowhere"),
+        (["study=mine", "--config-dir", "{dir}/no"], "--config-dir: {dir}/no does not exist"),
+        (["study=deep_dnn", "--config-path", "/nowhere"], "--config-path: /nowhere does not exist"),
         (["study=nope", "--config-path", "../studies"], "unknown study 'nope'"),
         (["study=mine", "--config-path", "{dir}"], "has no run.yaml (--config-path replaces"),
         (["study=deep_dnn", "--config-name", "nope"], "Cannot find primary config 'nope'"),
@@ -213,7 +213,7 @@ def test_hydra_flags_do_not_bypass_the_precheck(
     folder = _user_configs(tmp_path)
     problem = command_line_problem("run", [a.replace("{dir}", str(folder)) for a in args])
     assert problem is not None and "\n" not in problem, problem
-    assert message in problem
+    assert message.replace("{dir}", str(folder)) in problem
 
 
 def test_a_study_from_a_config_dir_passes_the_precheck(tmp_path: Path) -> None:
@@ -342,6 +342,9 @@ def _cifar_names_other_content(work: Path) -> Path:
         (["dataset=cifar10", _other_tarball], "is not a CIFAR-10 python tarball (missing"),
         (["dataset=cifar10", _truncated_cifar], "it may be truncated"),
         (["dataset=cifar10", _cifar_names_other_content], "is not a CIFAR-10 batch"),
+        # a regression's targets trained as classes; a loss one letter off
+        (["dataset=diabetes"], "214 different labels for 442 examples (under 5 per class)"),
+        (["train.loss=binary_crossentropyy"], "did you mean binary_crossentropy?"),
         # the Optuna storage
         (["storage=sqlite:/x"], "storage: 'sqlite:/x' looks like a database URL but has no '//'"),
         (["storage=postgresq://x/y"], "storage: unknown database 'postgresq' in"),

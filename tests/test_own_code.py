@@ -84,7 +84,7 @@ BAD_BUILDERS: list[tuple[str, dict[str, Any], str]] = [
     ("cnn", {}, r"unknown model.builder 'cnn'; use a registered name \(dense, transfer"),
     ("nomodule:build", {}, r"no module 'nomodule' in .* run from the folder that holds"),
     ("mine:nothing", {}, r"module mine has no 'nothing' \(it has .*build"),
-    ("mine:NOT_CALLABLE", {}, "is a int, not a function"),
+    ("mine:NOT_CALLABLE", {}, "is of type int, not a function"),
     ("mine:broken", {}, "model.builder mine:broken raised RuntimeError: no GPU here"),
     ("mine:not_a_model", {}, "returned list, not a keras.Model"),
     ("mine:build", {"filters": 3}, r"model.filters is not an argument of the builder mine:build"),
@@ -185,7 +185,7 @@ NPZ_PROBLEMS = [
     ("garbage", "cannot read .* as a .npz archive"),
     ("wrong_keys", "unknown arrays images, labels; use x_train, y_train"),
     ("lengths", "20 inputs but 5 labels"),
-    ("nan", "1 examples hold NaN or inf values"),
+    ("nan", "1 example holds NaN or inf values"),
     ("negative", "a label is -1; class numbers start at 0"),
     ("fractions", "not class numbers .* set train.loss=mse"),
     ("one_hot", "not one-hot rows: use y.argmax"),
@@ -264,7 +264,8 @@ def test_an_image_folder_is_streamed_with_fixed_held_out_parts(project: Path) ->
 @pytest.mark.parametrize(
     ("make", "said"),
     [
-        (lambda root: root / "nowhere", "no folder"),
+        (lambda root: root / "nowhere", "nowhere does not exist"),
+        (lambda root: (root / "f").write_bytes(b"x") and root / "f", "a file, not a folder"),
         (lambda root: (root / "one" / "cats").mkdir(parents=True) or root / "one", "1 class"),
     ],
 )

@@ -59,4 +59,4 @@ def test_help_lists_your_folders_and_search_path_finds_another(project: Path) ->
     assert "my_models:build_cnn" in _ok(found)
     typo = run_cli("search.run", "study=my_cnn", "search_path=config", cwd=project)
     assert typo.returncode == 2 and typo.stderr.count("\n") == 1
-    assert "search_path: no directory config" in typo.stderr
+    assert "search_path: config does not exist" in typo.stderr

@@ -203,16 +203,27 @@ def test_a_study_from_before_revisions_is_compared_with_its_first_trial(
 
 
 @pytest.mark.parametrize(
-    "fixed", ["metric=val_loss direction=minimize", "metric=val_sparse_top_k_categorical_accuracy"]
+    ("fixed", "said"),
+    [
+        (
+            "metric=val_loss direction=minimize",
+            "(direction: maximize -> minimize; metric: val_accuracy -> val_loss)",
+        ),
+        (
+            "metric=val_sparse_top_k_categorical_accuracy",
+            "(metric: val_accuracy -> val_sparse_top_k_categorical_accuracy)",
+        ),
+    ],
 )
 def test_what_a_study_optimizes_cannot_change(
-    first_revision: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch, fixed: str
+    first_revision: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch, fixed: str, said: str
 ) -> None:
     monkeypatch.chdir(workdir)
     mlruns = copy_of(first_revision, workdir)
     args = tiny(mlruns, "n_trials=4", "train.epochs=1", "model.width=8", "accept_changes=true")
-    with pytest.raises(HarnessError, match="made to optimize another objective"):
+    with pytest.raises(HarnessError, match="made to optimize another objective") as err:
         run_study(compose("study=deep_dnn", *args, *fixed.split()))
+    assert said in str(err.value)  # every change of the objective, not the first only
 
 
 def test_an_export_from_another_store_is_not_replaced(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from search.cli.command import entry, guarded, setup_logging
 from search.cli.errors import EXIT_USAGE, DataError, HarnessError, SpaceError, first_line
-from search.cli.hints import STORE_KEYS, next_command, store_args
+from search.cli.hints import STORE_KEYS, next_command, searched_overrides, store_args
 from search.cli.locks import first_use
 from search.cli.precheck import command_line_problem
 from search.cli.searchpath import (
@@ -62,6 +62,7 @@ __all__ = [
     "next_command",
     "raise_pending",
     "received",
+    "searched_overrides",
     "set_search_path",
     "setup_logging",
     "store_args",

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Collection
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-__all__ = ["STORE_KEYS", "next_command", "store_args"]
+__all__ = ["STORE_KEYS", "next_command", "searched_overrides", "store_args"]
 
 # the keys that say where a study and its runs live
 STORE_KEYS = ("study_name", "mlruns_dir", "storage", "tracking_uri", "artifact_root")
@@ -43,6 +44,17 @@ def store_args(cfg: DictConfig) -> list[str]:
         words = [f"study={choice}"] if choice else [f"study_name={cfg.study_name}"]
         words += [o for o in hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in REPEATED]
     return [_PASSWORD.sub(r"//\1:***@", word) for word in words]
+
+
+def searched_overrides(searched: Collection[str]) -> list[str]:
+    """The user's command-line values of keys the study searches
+    (``optimizer.learning_rate=0.01`` while ``space.optimizer.learning_rate`` exists): the
+    sampler's values replace them in every trial."""
+    if not HydraConfig.initialized():
+        return []
+    return [
+        o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+") in searched
+    ]
 
 
 def _config_dir() -> list[str]:

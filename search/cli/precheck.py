@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from search.cli.errors import first_line
-from search.cli.searchpath import CONFIG_DIR, use_search_path
+from search.cli.searchpath import CONFIG_DIR, config_folders, use_search_path
 
 __all__ = ["command_line_problem"]
 
@@ -58,7 +58,8 @@ def command_line_problem(config_name: str, argv: list[str]) -> str | None:
     primary, extra = _config_dirs(flags)
     for flag, folder in (("--config-path", primary), ("--config-dir", extra)):
         if folder is not None and not folder.is_dir():
-            return f"{flag}: no directory {folder}; give a folder of config files"
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            return f"{flag}: {folder} {what}; give a folder of config files"
     if extra is not None:
         args.append(f"hydra.searchpath=[file://{extra}]")
     problem = _compose_problem(str(primary), flags.config_name or config_name, args)
@@ -136,10 +137,14 @@ def _missing_option(exc: MissingConfigException) -> str:
 
 _ABSENT = object()
 # Hydra 1.3's wording for a key the config lacks; any other wording is passed on as is
+_NESTED_STUDY = re.compile(r"In 'study/(?P<study>[^']+)': Could not override '[^']*@study\.")
 _NOT_A_KEY = re.compile(r"Could not override '(?P<key>[^']+)'\.\nTo append to your config use \+")
 
 
 def _composition_problem(exc: ConfigCompositionException, config_name: str, args: list[str]) -> str:
+    nested = _NESTED_STUDY.match(str(exc))
+    if nested:
+        return _not_global(nested["study"])
     match = _NOT_A_KEY.match(str(exc))
     if not match:
         return _one_line(str(exc))
@@ -153,6 +158,8 @@ def _composition_problem(exc: ConfigCompositionException, config_name: str, args
             f"to replace it write ~{key} '+{key}={value}'"
         )
     hint = f"see --cfg job for the keys, or +{key}=... to add one"
+    if key.startswith("dataset.") and not key.startswith("dataset.args."):  # refused later
+        hint = "see --cfg job for the set's keys; your own arrays: dataset=npz dataset.path=FILE"
     guess = _did_you_mean(config_name, [a for a in args if a != line], key)
     if guess:
         return f"unknown config key '{key}' (from {line}); did you mean {guess}? ({hint})"
@@ -203,8 +210,12 @@ def _mapping_at(cfg: DictConfig, parts: list[str]) -> DictConfig | None:
 def _resolve_problem(cfg: DictConfig) -> str | None:
     """Interpolations that do not resolve, mandatory values (``???``) left unset."""
     HydraConfig.instance().set_config(cfg)
+    study = OmegaConf.select(cfg, "hydra.runtime.choices.study")
     with open_dict(cfg):
         del cfg["hydra"]
+    problem = _study_problem(cfg, str(study)) if study else None  # search.train: no study
+    if problem:
+        return problem
     try:
         plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     except OmegaConfBaseException as exc:
@@ -215,6 +226,35 @@ def _resolve_problem(cfg: DictConfig) -> str | None:
     if missing:
         return f"{missing[0]} needs a value; add {missing[0]}=... to the command line"
     return None
+
+
+def _study_problem(cfg: DictConfig, study: str) -> str | None:
+    """A study file whose keys did not land at the top (no ``# @package _global_``) or
+    that names no model."""
+    nested = cfg.get("study")
+    if isinstance(nested, DictConfig) and {"model", "space", "optimizer"} & set(nested):
+        return _not_global(study)
+    if OmegaConf.select(cfg, "model.builder", throw_on_resolution_failure=False) is None:
+        return (
+            f"{_study_file(study)} sets no model.builder; add a model: section with "
+            "builder: dense (or module:function, your own) and its arguments"
+        )
+    return None
+
+
+def _not_global(study: str) -> str:
+    return (
+        f"{_study_file(study)}: its keys land under study.* instead of the top; make its "
+        "first line '# @package _global_' (as in the harness's study/deep_dnn.yaml)"
+    )
+
+
+def _study_file(study: str) -> str:
+    """Where study ``study`` was read from (the first config folder that has it)."""
+    for folder in config_folders():
+        if (folder / "study" / f"{study}.yaml").is_file():
+            return str(folder / "study" / f"{study}.yaml")
+    return f"study {study}"
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

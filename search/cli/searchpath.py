@@ -49,7 +49,9 @@ def set_search_path(folders: Sequence[str | Path]) -> str | None:
     for given, folder in zip(folders, resolved, strict=True):
         if not folder.is_dir():
             return (
-                f"{SEARCH_PATH_KEY}: no directory {given}; give a folder of config files "
+                f"{SEARCH_PATH_KEY}: {given} "
+                f"{'is a file, not a folder' if folder.exists() else 'does not exist'}; "
+                "give a folder of config files "
                 "(like ./studies: study/<name>.yaml, dataset/<name>.yaml)"
             )
     _given[:] = resolved

@@ -11,6 +11,7 @@ detectors, the summary, export and report all read ``Task``.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig
@@ -91,6 +92,9 @@ def task_of(cfg: DictConfig) -> Task:
     """The ``Task`` of a composed config, checked: one-line errors for a loss that needs
     one-hot labels, a metric that is not a validation figure or a direction against it."""
     loss = str(cfg.train.loss)
+    close = difflib.get_close_matches(loss, [*CLASSIFICATION_LOSSES, *_ONE_HOT], n=1, cutoff=0.8)
+    if close and loss != close[0]:
+        raise HarnessError(f"train.loss: {loss!r} is not a Keras loss; did you mean {close[0]}?")
     if loss in _ONE_HOT:
         raise HarnessError(
             f"train.loss={loss} needs one-hot labels; the harness's labels are class numbers: "

@@ -54,7 +54,8 @@ def load_with_function(settings: Mapping[str, Any]) -> Raw:
     except BuilderError as exc:
         raise DataError(str(exc)) from None
     if not callable(fn):
-        raise DataError(f"dataset.loader: {reference} is a {type(fn).__name__}, not a function")
+        kind = type(fn).__name__
+        raise DataError(f"dataset.loader: {reference} is of type {kind}, not a function")
     args = settings.get("args") or {}
     try:
         returned = fn(**dict(args))
@@ -90,7 +91,7 @@ def raw_from(returned: object, where: str) -> Raw:
         parts = {"x_train": returned[0], "y_train": returned[1]}
     else:
         raise DataError(
-            f"{where} gave a {type(returned).__name__}; return a dict of arrays (x_train, "
+            f"{where} gave type {type(returned).__name__}; return a dict of arrays (x_train, "
             "y_train, ...) or ((x_train, y_train), (x_test, y_test))"
         )
     for part in ("train", "val", "test"):

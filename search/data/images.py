@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import io
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ class ImageFolderSplits:
         self.num_classes: int | None = len(class_names)
         self.class_names, self.seed = class_names, seed
         self.input_shape = (size, size, channels)
+        self.contents = ""  # set by load_image_folder: the files' listing
         self._parts = parts  # decoded, scaled, not cached: for probes
         self._probes: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._counts = {part: int(ds.cardinality()) for part, ds in parts.items()}
@@ -82,6 +84,15 @@ class ImageFolderSplits:
         stream = self._parts["train"].shuffle(min(_SHUFFLE, self._counts["train"]), seed=seed)
         return iter(stream.repeat().batch(batch_size).as_numpy_iterator())
 
+    def decode_all(self) -> None:
+        """Read every image once, up front: the training and validation caches are filled
+        (the first epoch reads them), a file that does not decode is found before a trial."""
+        for part in ("train", "val"):
+            for _ in self._cached[part].batch(256).prefetch(_AUTOTUNE):
+                pass
+        for _ in self._parts["test"].batch(256).prefetch(_AUTOTUNE):
+            pass
+
     def test_batches(self, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield from self._parts["test"].batch(batch_size).prefetch(_AUTOTUNE).as_numpy_iterator()
 
@@ -107,9 +118,13 @@ def load_image_folder(settings: Mapping[str, Any], name: str) -> ImageFolderSpli
     import tensorflow as tf
 
     folder = Path(str(settings.get("path") or "")).expanduser()
-    if not settings.get("path") or not folder.is_dir():
+    if not settings.get("path"):
+        raise DataError("dataset.path needs a value: dataset=images dataset.path=FOLDER")
+    if not folder.is_dir():
         raise DataError(
-            f"dataset.path: no folder {folder}; dataset=images reads a folder with one "
+            f"dataset.path: {folder} "
+            f"{'is a file, not a folder' if folder.is_file() else 'does not exist'}; "
+            "dataset=images reads a folder with one "
             "sub-folder of images per class (data/train/cats/*.jpg, data/train/dogs/*.jpg)"
         )
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -149,7 +164,36 @@ def load_image_folder(settings: Mapping[str, Any], name: str) -> ImageFolderSpli
         "val": held.take(n_val).map(scale, num_parallel_calls=_AUTOTUNE),
         "test": held.skip(n_val).map(scale, num_parallel_calls=_AUTOTUNE),
     }
-    return ImageFolderSplits(name, parts, classes, size, channels, seed)
+    splits = ImageFolderSplits(name, parts, classes, size, channels, seed)
+    files = [*train.file_paths, *held.file_paths]
+    splits.contents = _listing(folder, files)
+    try:
+        splits.decode_all()
+    except tf.errors.OpError as exc:  # a file that is not an image (cut off, renamed)
+        raise DataError(_undecodable(files, tf) or f"dataset.path: {first_line(exc)}") from None
+    return splits
+
+
+def _undecodable(files: list[str], tf: Any) -> str | None:
+    """The first file TensorFlow cannot decode, as a one-line problem."""
+    for file in sorted(files):
+        try:
+            tf.io.decode_image(tf.io.read_file(file), expand_animations=False)
+        except tf.errors.OpError as exc:
+            return (
+                f"dataset.path: cannot decode {file} ({first_line(exc).split(' [Op:')[0]}); "
+                "remove or replace the file"
+            )
+    return None
+
+
+def _listing(folder: Path, files: list[str]) -> str:
+    """A digest of the image files by relative path and size (not their bytes: a large
+    folder is not read twice); an image added, removed, renamed or resized changes it."""
+    digest = hashlib.blake2b(digest_size=8)
+    for file in sorted(files):
+        digest.update(f"{Path(file).relative_to(folder)}:{Path(file).stat().st_size};".encode())
+    return digest.hexdigest()
 
 
 def _scaled(x: Any, y: Any, tf: Any) -> tuple[Any, Any]:

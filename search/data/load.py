@@ -28,7 +28,7 @@ from search.data.cifar10 import load_cifar10
 from search.data.files import load_npz, load_with_function
 from search.data.images import IMAGE_KEYS, load_image_folder
 from search.data.keras_sets import load_keras_set
-from search.data.raw import Raw, checked_inputs, checked_labels
+from search.data.raw import Raw, checked_classes, checked_inputs, checked_labels
 from search.data.splits import ArraySplits, Splits
 
 __all__ = ["SOURCES", "clear_loaded", "load_splits", "splits_from_config", "splits_of"]
@@ -113,7 +113,7 @@ def _load(frozen: tuple[tuple[str, Any], ...], classification: bool, version: in
     settings = dict(frozen)
     kind = str(settings.get("kind") or settings.get("name"))
     if kind not in SOURCES and kind not in STREAMED:
-        known = ", ".join([*SOURCES, *STREAMED])
+        known = ", ".join(sorted([*SOURCES, *STREAMED]))
         raise DataError(f"unknown dataset '{kind}'; use one of: {known}")
     keys = SOURCES[kind][1] if kind in SOURCES else STREAMED[kind]
     unused = sorted(k for k, v in settings.items() if k not in keys and v is not None)
@@ -134,6 +134,8 @@ def _load(frozen: tuple[tuple[str, Any], ...], classification: bool, version: in
         part: _checked(x, y, f"{where} {part}", classification)
         for part, (x, y) in raw.parts().items()
     }
+    if classification:
+        checked_classes(parts["train"][1], f"{where} train")
     parts = {part: (_reshape(x, settings), y) for part, (x, y) in parts.items()}
     seed = int(settings.get("split_seed") or 0)
     if "test" not in parts:

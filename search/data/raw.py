@@ -10,7 +10,7 @@ import numpy as np
 
 from search.cli.errors import DataError
 
-__all__ = ["Raw", "checked_labels", "checked_inputs"]
+__all__ = ["Raw", "checked_classes", "checked_labels", "checked_inputs"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ def checked_inputs(x: object, where: str) -> np.ndarray:
         )
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).reshape(len(array), -1).any(axis=1).sum())
-        raise DataError(f"{where}: {bad} examples hold NaN or inf values; clean or drop them")
+        held = f"{bad} examples hold" if bad > 1 else "1 example holds"
+        raise DataError(f"{where}: {held} NaN or inf values; clean or drop them")
     return array
 
 
@@ -85,3 +86,15 @@ def checked_labels(y: object, n: int, where: str, classification: bool) -> np.nd
     if labels.min() < 0:
         raise DataError(f"{where}: a label is {labels.min()}; class numbers start at 0")
     return labels
+
+
+def checked_classes(labels: np.ndarray, where: str) -> None:
+    """Class numbers that are more like measurements (a regression's whole-number targets,
+    such as diabetes' scores): over 20 classes with under 5 examples each on average."""
+    found = len(np.unique(labels))
+    if found > 20 and 5 * found > len(labels):
+        raise DataError(
+            f"{where}: {found} different labels for {len(labels)} examples (under 5 per "
+            "class): these look like regression targets; set train.loss=mse "
+            "metric=val_mae direction=minimize"
+        )

@@ -5,6 +5,7 @@ in memory as arrays. ``search.data.images`` streams a folder through the same in
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ class Splits(Protocol):
 
     @property
     def n_train(self) -> int: ...
+
+    @property
+    def contents(self) -> str: ...  # a digest of the data: another file at the same path
 
     def sizes(self) -> str: ...
 
@@ -71,6 +75,15 @@ class ArraySplits:
     @property
     def n_train(self) -> int:
         return len(self.x_train)
+
+    @functools.cached_property
+    def contents(self) -> str:
+        """A digest of the six arrays (shapes, types and bytes)."""
+        digest = hashlib.blake2b(digest_size=8)
+        for array in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test):
+            digest.update(f"{array.shape}{array.dtype}".encode())
+            digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()
 
     def sizes(self) -> str:
         return f"{len(self.x_train)} train / {len(self.x_val)} val / {len(self.x_test)} test"

@@ -24,6 +24,7 @@ from search.study.names import Attr
 from search.study.storage import ENDED
 
 __all__ = [
+    "CONTENTS",
     "NOT_COMPARED",
     "changes",
     "latest_revision",
@@ -56,18 +57,23 @@ _COPIES = ("cifar10", "keras")  # sets whose dataset.path is a local copy, not t
 # keys added to the harness since a study may have recorded its revision: at these values
 # (the behaviour before them) they change nothing
 _ADDED = {"train.loss": "sparse_categorical_crossentropy"}
+CONTENTS = "dataset.contents"  # recorded since data digests: older revisions lack it
 _FIXED = ("metric", "direction")  # what the study optimizes: another study if changed
 _FOUND = ("optimizer.learning_rate",)  # learning_rate: auto stores the rate each trial found
 _SHOWN = 4  # changes named in the message
 
 
-def measured(cfg: DictConfig) -> dict[str, Any]:
-    """The config's keys that decide what a trial measures, dotted, JSON-safe."""
+def measured(cfg: DictConfig, contents: str | None = None) -> dict[str, Any]:
+    """The config's keys that decide what a trial measures, dotted, JSON-safe; with the
+    data's digest (``Splits.contents``) as ``dataset.contents``: the same file rewritten,
+    or images added to a folder, is another data set."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(plain, dict)
     data = plain.get("dataset")
     if isinstance(data, dict) and (data.get("kind") or data.get("name")) in _COPIES:
         data.pop("path", None)  # where the file is, not what it holds
+    if isinstance(data, dict) and contents:
+        data[CONTENTS.split(".")[1]] = contents
     flat = pd.json_normalize(json.loads(json.dumps(plain, default=str)), sep=".")
     row = flat.iloc[0].to_dict() if not flat.empty else {}
     return {
@@ -89,7 +95,8 @@ def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
             continue
         old, new = before.get(key, "(none)"), now.get(key, "(none)")
         if old != new:
-            out.append(f"{key}: {old} -> {new}")
+            said = " (the data changed)" if key == CONTENTS else ""
+            out.append(f"{key}: {old} -> {new}{said}")
     return sorted(out, key=lambda line: line.startswith("space."))
 
 
@@ -99,7 +106,7 @@ def _unchanged(key: str, before: dict[str, Any], now: dict[str, Any]) -> bool:
     if key in before and key in now:
         return False
     value = now[key] if key in now else before[key]
-    if value is None:
+    if value is None or key == CONTENTS:  # a digest one side lacks: unknown, not changed
         return True
     if key in before:
         return False
@@ -133,9 +140,12 @@ def recorded_metric(study: optuna.Study, fallback: str) -> str:
     return str(recorded[-1].get("metric", fallback))
 
 
-def settle_revision(study: optuna.Study, cfg: DictConfig, accept: bool) -> int:
-    """The revision this run's trials belong to; refuses a changed study unless ``accept``."""
-    now = measured(cfg)
+def settle_revision(
+    study: optuna.Study, cfg: DictConfig, accept: bool, contents: str | None = None
+) -> int:
+    """The revision this run's trials belong to; refuses a changed study unless ``accept``.
+    ``contents``: the data's digest."""
+    now = measured(cfg, contents)
     recorded: list[dict[str, Any]] = list(study.user_attrs.get(Attr.REVISIONS, []))
     revisions = recorded or _from_first_trial(study, now)
     if not revisions:  # a new study
@@ -146,12 +156,14 @@ def settle_revision(study: optuna.Study, cfg: DictConfig, accept: bool) -> int:
             study.set_user_attr(Attr.REVISIONS, revisions)
         return revisions.index(now)
     diff = changes(revisions[-1], now)
-    if not diff:  # only keys the harness added since, at their old behaviour
+    if not diff:  # only keys the harness added since, at their old behaviour: now recorded
+        study.set_user_attr(Attr.REVISIONS, [*revisions[:-1], now])
         return len(revisions) - 1
     fixed = [line for line in diff if line.split(":", 1)[0] in _FIXED]
     if fixed:
+        said = "; ".join(fixed)
         raise HarnessError(
-            f"study {study.study_name} was made to optimize another objective ({fixed[0]}); "
+            f"study {study.study_name} was made to optimize another objective ({said}); "
             f"start a new study: study_name={study.study_name}_v2"
         )
     if not accept:

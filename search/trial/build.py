@@ -98,9 +98,40 @@ def preflight(cfg: DictConfig, splits: Splits, specs: Sequence[ParamSpec] = ()) 
     except (ValueError, TypeError) as exc:
         raise HarnessError(f"model: {first_line(exc, 300)}") from None
     try:
+        _check_task(model, task)
         _check_logged(model, task, splits)
     finally:
         keras.backend.clear_session()
+
+
+def _name(thing: Any) -> str:
+    """A loss's or metric's name, given as a string or an object."""
+    if isinstance(thing, str):
+        return thing
+    return str(getattr(thing, "name", None) or getattr(thing, "__name__", type(thing).__name__))
+
+
+def _compiled(model: keras.Model) -> tuple[str, list[str]]:
+    """The loss and the metrics the model was compiled with, by name."""
+    given = dict(getattr(getattr(model, "_compile_config", None), "config", {}) or {})
+    return _name(given.get("loss")), [_name(m) for m in given.get("metrics") or []]
+
+
+def _check_task(model: keras.Model, task: Task) -> None:
+    """A builder that compiled its own loss: a classification loss where the config says a
+    regression, or the other way round, would mix labels and figures."""
+    loss, _ = _compiled(model)
+    try:
+        keras.losses.get(loss)
+    except (ValueError, TypeError):
+        return  # a loss of the user's own: its kind is theirs to know
+    theirs = "crossentropy" in loss
+    if theirs != task.classification:
+        kind = "a classification" if theirs else "a regression"
+        raise HarnessError(
+            f"the builder compiles loss={loss} ({kind}) but train.loss={task.loss}; set "
+            f"train.loss={loss} (and metric, direction to match) or leave compiling to the harness"
+        )
 
 
 def _check_names(task: Task) -> None:
@@ -129,9 +160,10 @@ def _check_logged(model: keras.Model, task: Task, splits: Splits) -> None:
     try:
         logged = model.evaluate(x, y, verbose=0, return_dict=True)
     except Exception as exc:  # shapes, dtypes, labels out of range: Keras says which
+        loss, metrics = _compiled(model)
         raise HarnessError(
-            f"the model cannot be trained on dataset {splits.name} with train.loss="
-            f"{task.loss} and metrics {', '.join(task.metrics) or 'none'} ({_reason(exc)}); "
+            f"the model cannot be trained on dataset {splits.name} with loss "
+            f"{loss} and metrics {', '.join(metrics) or 'none'} ({_reason(exc)}); "
             f"check the builder's output (shape {tuple(model.output_shape)}) against the "
             f"labels (shape {y.shape[1:]}, {y.dtype}) and that each metric fits them"
         ) from None

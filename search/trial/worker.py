@@ -65,7 +65,8 @@ def work_in_process(
     study.pruner = make_pruner(cfg)
     tracker = StudyTracker.from_config(cfg)
     tracker.attach(experiment_id, parent_run_id)
-    revision = settle_revision(study, cfg, accept=True)  # the one the main process settled
+    # the revision the main process settled
+    revision = settle_revision(study, cfg, accept=True, contents=splits.contents)
     try:
         return work(cfg, specs, splits, study, tracker, prefix=f"[w{index}] ", revision=revision)
     except optuna.exceptions.StorageInternalError as exc:
