@@ -64,9 +64,15 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     try:
         return study.best_trial
     except ValueError:
+        ended = len(study.get_trials(deepcopy=False))
+        run = f"python -m search.run study={study.study_name}"
         raise HarnessError(
-            f"study {study.study_name} has no completed trial yet; run "
-            f"python -m search.run study={study.study_name} first"
+            f"study {study.study_name} has no completed trial yet; "
+            + (
+                f"its {ended} were pruned or failed: run {run} with a higher n_trials"
+                if ended
+                else f"run {run} first"
+            )
         ) from None
 
 

@@ -37,7 +37,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     config.check_config(cfg)
     specs = config.parse_space(cfg.space)
     config.validate_space_keys(specs, cfg)
-    for word in searched_overrides({spec.name for spec in specs}):
+    for word in searched_overrides({spec.name for spec in specs if not spec.when}):
         key = word.split("=", 1)[0].lstrip("+")
         log.warning(
             f"note: {word} has no effect: the study searches {key}; narrow space.{key} "
@@ -68,7 +68,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
             _finish(optuna_study, tracker, cfg, started=time.perf_counter())
         return optuna_study
     log.info(
-        f"running {int(cfg.n_trials) - done} more trial(s) ({done} finished before)"
+        f"running {_trials(int(cfg.n_trials) - done, 'more')} ({done} finished before)"
         f"{f', revision {revision}' if revision else ''}; "
         f"storage {cfg.storage}, tracking {cfg.tracking_uri}"
     )
@@ -106,9 +106,14 @@ def _say_done(optuna_study: optuna.Study, cfg: DictConfig, done: int) -> None:
         )
     else:
         log.info(
-            f"study {cfg.study_name} already has {done} finished trials "
+            f"study {cfg.study_name} already has {_trials(done, 'finished')} "
             f"(n_trials={cfg.n_trials}); raise n_trials to run more"
         )
+
+
+def _trials(n: int, kind: str = "") -> str:
+    """``1 more trial``, ``3 finished trials``."""
+    return " ".join(str(p) for p in (n, kind, "trial" if n == 1 else "trials") if p != "")
 
 
 def _finish(
@@ -165,7 +170,7 @@ def _summarize(
     if "best_value" in metrics:
         best = optuna_study.best_trial
         log.info(
-            f"done in {seconds:.0f}s: {finished} finished trials, best {cfg.metric} "
+            f"done in {seconds:.0f}s: {_trials(finished, 'finished')}, best {cfg.metric} "
             f"{metrics['best_value']:.4f} (trial {best.number})"
         )
     else:

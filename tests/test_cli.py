@@ -29,7 +29,7 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert len(re.findall(r"^trial +\d+  ", first.stdout, re.MULTILINE)) == 3  # one line each
     again = run_cli("search.run", "study=deep_dnn", "n_trials=4", *tiny(work / "mlruns"), cwd=work)
     assert again.returncode == 0, again.stderr
-    assert "running 1 more trial(s) (3 finished before)" in again.stdout
+    assert "running 1 more trial (3 finished before)" in again.stdout
     return work
 
 

@@ -182,7 +182,7 @@ def _bad_npz(project: Path, case: str) -> Path:
 NPZ_PROBLEMS = [
     ("missing", "dataset.path: no file"),
     ("truncated", "cannot read .* as a .npz archive"),
-    ("garbage", "cannot read .* as a .npz archive"),
+    ("garbage", r"garbage.npz is not a .npz archive; make one with numpy.savez\(path, x_train"),
     ("wrong_keys", "unknown arrays images, labels; use x_train, y_train"),
     ("lengths", "20 inputs but 5 labels"),
     ("nan", "1 example holds NaN or inf values"),

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import optuna
 import pytest
 from omegaconf import DictConfig
 
 from search.cli import DataError, HarnessError, command_line_problem
+from search.config import parse_space
 from search.config.references import OWN_BUILDERS, unimportable
 from search.data import clear_loaded, splits_from_config
 from search.models import BUILDERS, BuilderError, resolve_builder
@@ -58,6 +60,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("# @package _global_\noptimizer:\n  name: adam\n", "mine.yaml sets no model.builder; add"),
         (f"# @package _global_\n{SPACE}", "mine.yaml sets no model.builder"),
         ("model:\n  builder: dense\n", "its keys land under study.* instead of the top; make"),
+        ("# mine\n# @package _global_\nmodel:\n  builder: dense\n", "it is on line 2: Hydra"),
         (
             "defaults:\n  - override /dataset: digits\nmodel:\n  builder: dense\n",
             "mine.yaml: its keys land under study.*",
@@ -170,6 +173,21 @@ def test_a_builder_only_a_notebook_knows_is_named_so() -> None:
     assert "it has" not in str(err.value)  # not the command's own functions
 
 
+def test_an_export_of_a_study_without_a_completed_trial_says_what_to_do() -> None:
+    from search.export import _best_trial
+
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    with pytest.raises(HarnessError, match="its 1 were pruned or failed: run python -m search"):
+        _best_trial(study)
+
+
+def test_an_emptied_space_section_searches_nothing_there() -> None:
+    cfg = compose("study=deep_dnn", "~space.optimizer.learning_rate")  # leaves optimizer: {}
+    assert cfg.space.optimizer == {}
+    assert [s.name for s in parse_space(cfg.space)] == ["model.batch_norm", "model.dropout_rate"]
+
+
 def test_a_name_only_the_users_code_registers_is_said_at_export() -> None:
     ours = {name for name, fn in BUILDERS.items() if fn.__module__.startswith("search.models")}
     assert set(OWN_BUILDERS) == ours  # the list export reads without importing Keras
@@ -180,9 +198,12 @@ def test_a_name_only_the_users_code_registers_is_said_at_export() -> None:
 def test_a_searched_key_set_on_the_command_line_is_said_to_do_nothing(
     project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="search"):
-        run_study(compose("study=deep_dnn", *tiny(project / "mlruns"), "n_trials=1",
-                          "train.epochs=1", "optimizer.learning_rate=0.01"))  # fmt: skip
+    args = [*tiny(project / "mlruns"), "train.epochs=1"]
+    run_study(compose("study=deep_dnn", *args, "n_trials=1"))
+    with caplog.at_level(logging.WARNING, logger="search"):  # no effect: not a changed study
+        study = run_study(compose("study=deep_dnn", *args, "n_trials=2",
+                                  "optimizer.learning_rate=0.01"))  # fmt: skip
+    assert [t.user_attrs["revision"] for t in study.trials] == [0, 0]
     said = [r.getMessage() for r in caplog.records if "has no effect" in r.getMessage()]
     assert said == [
         "note: optimizer.learning_rate=0.01 has no effect: the study searches "

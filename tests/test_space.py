@@ -73,7 +73,6 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"a": {"type": "float", "low": 0.1, "high": 1, "log": True, "step": 0.1}}, "not both"),
     ({"a": {"type": "float", "low": 0.0, "high": 1, "step": 0}}, "step must be a positive"),
     ({"a": 0.5}, "expected a mapping"),
-    ({"a": {}}, "empty"),
     # values that are not numbers, and choices of mixed types (issue 13)
     ({"a": {"type": "float", "low": float("nan"), "high": 1}}, "must be finite numbers"),
     ({"a": {"type": "float", "low": 0, "high": float("inf")}}, "must be finite numbers"),

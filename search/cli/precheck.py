@@ -243,9 +243,13 @@ def _study_problem(cfg: DictConfig, study: str) -> str | None:
 
 
 def _not_global(study: str) -> str:
+    where = _study_file(study)
+    lines = Path(where).read_text(errors="replace").splitlines() if Path(where).is_file() else []
+    late = [i for i, line in enumerate(lines) if line.strip().startswith("# @package")]
+    said = f" (it is on line {late[0] + 1}: Hydra reads it on the first line only)" if late else ""
     return (
-        f"{_study_file(study)}: its keys land under study.* instead of the top; make its "
-        "first line '# @package _global_' (as in the harness's study/deep_dnn.yaml)"
+        f"{where}: its keys land under study.* instead of the top; make its first line "
+        f"'# @package _global_'{said}"
     )
 
 

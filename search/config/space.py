@@ -82,8 +82,6 @@ def _flatten(tree: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
         if value is None:  # `key: null` (e.g. over an inherited space): not searched
             continue
         if isinstance(value, Mapping) and "type" not in value:
-            if not value:
-                raise SpaceError(f"space.{name}: empty; give it a type (float, int, categorical)")
             out.extend(_flatten(value, prefix=f"{name}."))
         else:
             out.append((name, value))

@@ -29,6 +29,12 @@ def load_npz(settings: Mapping[str, Any]) -> Raw:
     if not path.is_file():
         where = f"{path} is a directory" if path.is_dir() else f"no file {path}"
         raise DataError(f"dataset.path: {where}; give a .npz file made with numpy.savez")
+    with path.open("rb") as head:
+        if not head.read(6).startswith((b"PK", b"\x93NUMPY")):  # zip, .npy: else numpy guesses
+            raise DataError(
+                f"dataset.path: {path} is not a .npz archive; make one with "
+                "numpy.savez(path, x_train=..., y_train=...)"
+            )
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, np.lib.npyio.NpzFile):

@@ -76,12 +76,27 @@ def measured(cfg: DictConfig, contents: str | None = None) -> dict[str, Any]:
         data[CONTENTS.split(".")[1]] = contents
     flat = pd.json_normalize(json.loads(json.dumps(plain, default=str)), sep=".")
     row = flat.iloc[0].to_dict() if not flat.empty else {}
-    return {
-        key: _plain(value)
-        for key, value in sorted(row.items())
-        if not any(key == k or key.startswith(f"{k}.") for k in NOT_COMPARED)
-        and not (key.startswith("space.") and value is None)  # `param: null`: not searched
+    return _comparable(
+        {
+            key: _plain(value)
+            for key, value in sorted(row.items())
+            if not any(key == k or key.startswith(f"{k}.") for k in NOT_COMPARED)
+            and not (key.startswith("space.") and value is None)  # `param: null`: not searched
+        }
+    )
+
+
+def _comparable(flat: dict[str, Any]) -> dict[str, Any]:
+    """``flat`` less the base values of keys searched in every trial (the sampler's value
+    replaces them: ``optimizer.learning_rate=0.01`` changes nothing); a key searched only
+    under a ``when`` keeps its value (the other trials use it)."""
+    searched = {
+        key.removeprefix("space.").removesuffix(".type")
+        for key in flat
+        if key.startswith("space.") and key.endswith(".type")
     }
+    conditional = {p for p in searched if any(k.startswith(f"space.{p}.when.") for k in flat)}
+    return {k: v for k, v in flat.items() if k not in searched - conditional}
 
 
 def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -147,7 +162,7 @@ def settle_revision(
     ``contents``: the data's digest."""
     now = measured(cfg, contents)
     recorded: list[dict[str, Any]] = list(study.user_attrs.get(Attr.REVISIONS, []))
-    revisions = recorded or _from_first_trial(study, now)
+    revisions = [_comparable(r) for r in recorded] or _from_first_trial(study, now)
     if not revisions:  # a new study
         study.set_user_attr(Attr.REVISIONS, [now])
         return 0
