@@ -182,7 +182,7 @@ def test_interrupt_closes_the_running_trials_and_the_command_continues(
     failed = study.get_trials(states=(FAIL,))
     assert 1 <= len(failed) <= workers  # the trial(s) running when the signal came
     for trial in failed:
-        assert trial.user_attrs["outcome"] == "interrupted"
+        assert trial.user_attrs["outcome"] == "interrupted", (trial.user_attrs, stderr[-3000:])
         (run,) = child_runs(client)[trial.number]
         assert run.info.status == "KILLED" and run.data.tags["optuna.state"] == "FAIL"
     (parent,) = parent_runs(client)
