@@ -1,7 +1,8 @@
 """``python -m search.export study=<name> [out=DIR]``: the best config and the trials table.
 
 Writes ``best.yaml`` (the best trial's full resolved config, runnable as is with
-``python -m search.train from=...``) and ``trials.csv`` (one row per trial) into ``out``.
+``python -m search.train from=...``), ``best.keras`` (the model that trial kept in MLflow,
+``tracking.log_models``) and ``trials.csv`` (one row per trial) into ``out``.
 An export of another study or store already there is not replaced unless
 ``overwrite=true``: two stores can hold studies of the same name.
 """
@@ -13,12 +14,15 @@ from pathlib import Path
 
 import hydra
 import optuna
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from search.cli import HarnessError, entry, guarded
+from search.cli.errors import first_line
 from search.config import check_same_source, check_study_name, unimportable
-from search.study import load_existing_study, recorded_metric, trial_export
-from search.tracking import trials_frame
+from search.study import Attr, load_existing_study, recorded_metric, trial_export
+from search.tracking import download_model, trials_frame
+from search.tracking.store import make_client
 
 log = logging.getLogger("search")
 
@@ -41,9 +45,31 @@ def export_study(cfg: DictConfig) -> tuple[Path, Path]:
     metric = recorded_metric(study, str(cfg.metric))  # the study's, whatever this command says
     log.info(f"best trial {best.number}: {metric} {best.value:.4f}, params {best.params}")
     log.info(f"wrote {best_yaml} and {trials_csv} ({len(study.trials)} trials)")
+    _write_model(best, cfg, out / "best.keras")
     log.info(f"re-train: python -m search.train from={best_yaml}")
     _say_if_unimportable(config, best_yaml)
     return best_yaml, trials_csv
+
+
+def _write_model(best: optuna.trial.FrozenTrial, cfg: DictConfig, dest: Path) -> None:
+    """``best.keras``: the model the best trial kept in MLflow (``tracking.log_models``)."""
+    model_id = str(best.user_attrs.get(Attr.MODEL_ID, ""))
+    dest.unlink(missing_ok=True)  # never another trial's model beside this best.yaml
+    if not model_id:
+        log.info(
+            f"no best.keras: trial {best.number} kept no model (tracking.log_models=none "
+            "when it ran, or a study from before models were kept); re-train it to get one"
+        )
+        return
+    try:
+        download_model(make_client(str(cfg.tracking_uri)), model_id, dest)
+    except (MlflowException, OSError) as exc:
+        log.warning(
+            f"no best.keras: cannot read trial {best.number}'s model {model_id} from "
+            f"{cfg.tracking_uri} ({first_line(exc)}); check tracking_uri"
+        )
+        return
+    log.info(f"wrote {dest}: trial {best.number}'s model (MLflow logged model {model_id})")
 
 
 def _say_if_unimportable(config: dict[str, object], best_yaml: Path) -> None:

@@ -166,6 +166,10 @@ def _summarize(
     optuna_study: optuna.Study, tracker: tracking.StudyTracker, cfg: DictConfig, seconds: float
 ) -> None:
     metrics = tracking.publish_summary(optuna_study, tracker)
+    if tracker.online and str(cfg.tracking.log_models) != "none":  # workers raced for it
+        tracker.call(
+            tracking.crown, tracker.client, str(cfg.study_name), config.task_of(cfg).maximize
+        )
     finished = study.count_finished(optuna_study)
     if "best_value" in metrics:
         best = optuna_study.best_trial

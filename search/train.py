@@ -20,9 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.cli import HarnessError, entry, guarded
 from search.config import apply_overrides, as_dict, check_config, load_exported, with_defaults
-from search.data import splits_of
+from search.data import Splits, splits_of
 from search.study import Diagnosed, Role, Tag, outcome_of
-from search.tracking import StudyTracker
+from search.tracking import KeptModel, StudyTracker
 from search.trial import (
     EpochRecorder,
     FitResult,
@@ -64,7 +64,8 @@ def train_exported(cfg: DictConfig) -> FitResult:
             OmegaConf.save(cfg, Path(tmp) / "config.yaml")
             title = f"{cfg.study_name} re-train of trial {trial}"
             save_history(recorder.rows, Path(tmp), title=title, metric=str(cfg.metric))
-            run.finish(outcome_of(None), metrics=result.metrics, artifacts_dir=Path(tmp))
+            kept = _kept(cfg, splits, result, str(trial))
+            run.finish(outcome_of(None), result.metrics, artifacts_dir=Path(tmp), kept=kept)
     before = source.get("value")
     was = f" (the trial had {before:.4f})" if isinstance(before, float) else ""
     name = str(cfg.metric).removeprefix("val_")
@@ -74,6 +75,23 @@ def train_exported(cfg: DictConfig) -> FitResult:
         f"{test} {result.metrics[test]:.4f}; MLflow run {run.run_id}"
     )
     return result
+
+
+def _kept(cfg: DictConfig, splits: Splits, result: FitResult, trial: str) -> KeptModel | None:
+    """The re-trained model, a new version of the study's registered model (tagged with
+    the trial it re-trains; never the champion: that is the study's best trial)."""
+    if result.model is None or str(cfg.tracking.log_models) == "none":
+        return None
+    tags = {Tag.STUDY: str(cfg.study_name), Tag.SOURCE_TRIAL: trial, Tag.ROLE: Role.RETRAIN}
+    return KeptModel(
+        result.model,
+        splits.probe("val", 2)[0],
+        tags=tags,
+        register=str(cfg.study_name),
+        value=result.value,
+        crown=False,
+        step=int(result.metrics.get("best_epoch", 0)),
+    )
 
 
 def train_from(cfg: DictConfig) -> FitResult:

@@ -142,6 +142,9 @@ _NUMBERS: dict[str, tuple[float, bool, float | None]] = {
 }
 
 
+_LOG_MODELS = ("best", "all", "none")
+
+
 def check_config(cfg: DictConfig) -> None:
     check_study_name(str(cfg.study_name))
     check_storage(str(cfg.storage))
@@ -163,6 +166,12 @@ def check_config(cfg: DictConfig) -> None:
             raise HarnessError(f"{key} must be true or false, got {OmegaConf.select(cfg, key)!r}")
     if cfg.direction not in ("maximize", "minimize"):
         raise HarnessError(f"direction must be maximize or minimize, got {cfg.direction}")
+    keep = OmegaConf.select(cfg, "tracking.log_models")
+    if keep not in _LOG_MODELS:
+        raise HarnessError(
+            f"tracking.log_models must be {', '.join(_LOG_MODELS[:-1])} or {_LOG_MODELS[-1]}, "
+            f"got {keep!r}"
+        )
     task_of(cfg)  # the loss, metrics, metric and direction go together
 
 

@@ -48,6 +48,7 @@ NOT_COMPARED = (
     "heartbeat_interval",
     "tracking_uri",
     "artifact_root",
+    "tracking",
     "accept_changes",
     "source",
     "train.verbose",

@@ -13,6 +13,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from search.cli.signals import held
 from search.study.outcome import Outcome, outcome_of
+from search.tracking.models import KeptModel
 
 if TYPE_CHECKING:
     from search.tracking.tracker import StudyTracker
@@ -76,13 +77,15 @@ class TrialRun:
         outcome: Outcome,
         metrics: Mapping[str, float] | None = None,
         artifacts_dir: Path | None = None,
-    ) -> None:
-        """Close the run: wait for epoch metrics, log final metrics, the outcome's tags and
-        the artifacts, set the outcome's status. Interrupted half way (a slow artifact
-        upload), it is closed KILLED before the interrupt goes on."""
+        kept: KeptModel | None = None,
+    ) -> str:
+        """Close the run: wait for epoch metrics, log final metrics, the outcome's tags,
+        the ``kept`` model (its model id is returned, "" when none was logged) and the
+        artifacts, set the outcome's status. Interrupted half way (a slow artifact upload),
+        it is closed KILLED before the interrupt goes on."""
         self.finished = True
         try:
-            self._finish(outcome, metrics, artifacts_dir)
+            return self._finish(outcome, metrics, artifacts_dir, kept)
         except BaseException:
             with held():
                 self._write("set_terminated", "KILLED")
@@ -93,7 +96,8 @@ class TrialRun:
         outcome: Outcome,
         metrics: Mapping[str, float] | None,
         artifacts_dir: Path | None,
-    ) -> None:
+        kept: KeptModel | None,
+    ) -> str:
         for pending in self._pending:
             pending.result()
         self._pending.clear()
@@ -101,6 +105,8 @@ class TrialRun:
         final = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
         tags = [RunTag(k, v) for k, v in outcome.tags().items()]
         self._write("log_batch", metrics=final, tags=tags)
+        model_id = self.tracker.keep_model(self.run_id, kept, final) if kept else ""
         if artifacts_dir is not None:
             self._write("log_artifacts", str(artifacts_dir))
         self._write("set_terminated", outcome.status)
+        return model_id

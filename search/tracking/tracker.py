@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from search.cli.errors import HarnessError, first_line
 from search.cli.hints import next_command
 from search.study.names import Role, Tag
+from search.tracking.models import KeptModel, log_keras_model
 from search.tracking.params import MAX_BATCH, chunks, flatten_config, run_name
 from search.tracking.runs import TrialRun
 from search.tracking.store import EXPERIMENT_KIND, make_client
@@ -215,6 +216,21 @@ class StudyTracker:
         )
         self.log_config(run.info.run_id, config)
         return TrialRun(self, run.info.run_id)
+
+    def keep_model(self, run_id: str, kept: KeptModel, metrics: Sequence[Metric] = ()) -> str:
+        """Log (and register) ``kept`` with the run; its model id, "" when the store is
+        offline or the model cannot be saved (said: the run and the trial go on)."""
+        if not (run_id and self.online):
+            return ""
+        try:
+            return log_keras_model(self.client, self.experiment_id, run_id, kept, metrics)
+        except Exception as exc:  # a layer Keras cannot save, the store gone: keep the trial
+            log.warning(
+                f"could not keep the model of run {run_id} in MLflow ({first_line(exc)}); "
+                "make its layers savable (keras.saving.register_keras_serializable) or "
+                "set tracking.log_models=none"
+            )
+            return ""
 
     def log_config(
         self, run_id: str, config: Mapping[str, Any], omit: Collection[str] = ()

@@ -33,12 +33,14 @@ __all__ = ["FitResult", "fit_config"]
 @dataclass
 class FitResult:
     """What a fit produced: ``value`` (the best epoch's ``metric``), final ``metrics``,
-    ``history`` (one row per epoch) and ``tables``."""
+    ``history`` (one row per epoch), ``tables`` and the ``model`` (the best epoch's
+    weights, restored by early stopping)."""
 
     value: float
     history: pd.DataFrame
     metrics: dict[str, float] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    model: keras.Model | None = None
 
 
 def fit_config(
@@ -100,6 +102,7 @@ def fit_config(
         history=pd.DataFrame(recorder.rows),
         metrics=metrics,
         tables=tables,
+        model=model,
     )
 
 

@@ -26,8 +26,9 @@ from search.config.compose import as_dict, resolved_copy
 from search.config.space import ParamSpec, apply_params, sample_params
 from search.config.task import Task, task_of
 from search.data.splits import Splits
-from search.study.names import Attr
+from search.study.names import Attr, Role, Tag
 from search.study.outcome import Outcome, outcome_of
+from search.tracking.models import KeptModel
 from search.tracking.runs import TrialRun
 from search.tracking.tracker import StudyTracker
 from search.trial.callbacks import EpochRecorder, PruningCallback
@@ -104,8 +105,51 @@ def _run_trial(
         except Exception as close_error:  # never hide how the trial ended
             log.warning(f"trial {trial.number}: could not close its MLflow run ({close_error})")
         raise
-    _end(trial, run, outcome_of(None), recorder, config, result=result)
+    kept = _kept(trial, config, splits, result, sampled)
+    _end(trial, run, outcome_of(None), recorder, config, result=result, kept=kept)
     return result.value
+
+
+def _kept(
+    trial: optuna.Trial,
+    config: DictConfig,
+    splits: Splits,
+    result: FitResult,
+    sampled: dict[str, Any],
+) -> KeptModel | None:
+    """The trial's model to keep in MLflow (``tracking.log_models``): ``all`` keeps every
+    completed trial's, ``best`` one that beats every completed trial so far; a model that
+    becomes the study's best is registered (version of the model named after the study)."""
+    mode = str(config.tracking.log_models)
+    task = task_of(config)
+    best = _best_so_far(trial, result.value, task.maximize)
+    if result.model is None or mode == "none" or (mode == "best" and not best):
+        return None
+    tags = {Tag.STUDY: str(config.study_name), Tag.TRIAL: str(trial.number), Tag.ROLE: Role.TRIAL}
+    return KeptModel(
+        result.model,
+        splits.probe("val", 2)[0],
+        params=sampled,
+        tags=tags,
+        register=str(config.study_name) if best else "",
+        value=result.value,
+        maximize=task.maximize,
+        step=int(result.metrics.get("best_epoch", 0)),
+    )
+
+
+def _best_so_far(trial: optuna.Trial, value: float, maximize: bool) -> bool:
+    """``value`` beats every completed trial of the study (ties keep the earlier trial)."""
+    if not math.isfinite(value):
+        return False
+    study = getattr(trial, "study", None)  # an optuna.trial.FixedTrial has none
+    if study is None:
+        return True
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    values = [float(t.value) for t in done if t.value is not None]
+    if not values:
+        return True
+    return value > max(values) if maximize else value < min(values)
 
 
 def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Trial) -> DictConfig:
@@ -153,9 +197,11 @@ def _end(
     recorder: EpochRecorder,
     config: DictConfig,
     result: FitResult | None = None,
+    kept: KeptModel | None = None,
 ) -> None:
     """Record the outcome on the trial (final metrics in one user attr: one storage write)
-    and close its MLflow run with the same metrics, the outcome's tags and the artifacts."""
+    and close its MLflow run with the same metrics, the outcome's tags, the artifacts and
+    the ``kept`` model (its id recorded on the trial)."""
     task = task_of(config)
     if result is not None:
         metrics = result.metrics
@@ -172,4 +218,6 @@ def _end(
         if recorder.rows:
             title = f"{config.study_name} trial {trial.number} ({outcome.state.name})"
             save_history(recorder.rows, out, title=title, metric=str(config.metric))
-        run.finish(outcome, metrics=metrics, artifacts_dir=out)
+        model_id = run.finish(outcome, metrics=metrics, artifacts_dir=out, kept=kept)
+    if model_id:
+        trial.set_user_attr(Attr.MODEL_ID, model_id)
