@@ -13,17 +13,25 @@ import pytest
 from tests.conftest import REPO
 
 
-@pytest.mark.slow
-def test_overhead_benchmark_prints_its_table(tmp_path: Path) -> None:
-    out = tmp_path / "overhead.csv"
+def _quick(
+    script: Path, flag: str, out: str, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script's ``--quick`` form; it must succeed."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "overhead.py"), "--quick", "--out", str(out)],
+        [sys.executable, str(script), "--quick", flag, out],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_prints_its_table(tmp_path: Path) -> None:
+    out = tmp_path / "overhead.csv"
+    result = _quick(REPO / "benchmarks" / "overhead.py", "--out", str(out))
     assert "| data | sizes | epochs | bare fit | harness | overhead |" in result.stdout
     assert "| digits |" in result.stdout and "| cifar-sized | 4500 train" in result.stdout
     frame = pd.read_csv(out)
@@ -45,14 +53,7 @@ def test_overhead_benchmark_prints_its_table(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_search_efficiency_benchmark_compares_three_arms(tmp_path: Path) -> None:
     script = REPO / "benchmarks" / "search_efficiency.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--quick", "--out-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _quick(script, "--out-dir", str(tmp_path), timeout=900)
     assert "| arm | seeds | trials | final best | time to target s |" in result.stdout
     assert "target: time-to-target ratio <= 0.5" in result.stdout
     table = pd.read_csv(tmp_path / "search_efficiency_quick.csv")
@@ -73,14 +74,7 @@ def test_search_efficiency_benchmark_compares_three_arms(tmp_path: Path) -> None
 @pytest.mark.slow
 def test_workers_benchmark_prints_its_table(tmp_path: Path) -> None:
     out = tmp_path / "workers.csv"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "workers.py"), "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _quick(REPO / "benchmarks" / "workers.py", "--out", str(out))
     frame = pd.read_csv(out)  # each run finished its 4 trials, or the script exits non-zero
     assert list(frame["workers"]) == [1, 2]
     assert (frame["trials"] == 4).all() and (frame["epochs"] == 2).all()
@@ -95,14 +89,7 @@ def test_workers_benchmark_prints_its_table(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_memory_benchmark_prints_its_table(tmp_path: Path) -> None:
     out = tmp_path / "memory.csv"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "memory.py"), "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _quick(REPO / "benchmarks" / "memory.py", "--out", str(out))
     assert "| trial | state    |  RSS MiB |" in result.stdout
     assert "target: < 150 MB growth over 50 trials: " in result.stdout
     frame = pd.read_csv(out)
@@ -119,17 +106,23 @@ def test_memory_benchmark_prints_its_table(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_study_size_benchmark_prints_its_table(tmp_path: Path) -> None:
     out = tmp_path / "study_size.csv"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "study_size.py"), "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _quick(REPO / "benchmarks" / "study_size.py", "--out", str(out))
     assert "| trial |  cycle s |  train s | overhead s |" in result.stdout
     assert "target: <= 2x: " in result.stdout
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["trial", "state", "cycle_s", "train_s", "overhead_s"]
     assert list(frame["trial"]) == list(range(1, 101))
     assert (frame[["cycle_s", "train_s", "overhead_s"]] > 0).all().all()
+
+
+@pytest.mark.slow
+def test_model_cost_benchmark_prints_its_table(tmp_path: Path) -> None:
+    out = tmp_path / "cost.csv"
+    result = _quick(REPO / "benchmarks" / "model_cost.py", "--out", str(out))
+    (row,) = pd.read_csv(out).to_dict("records")
+    assert row["model"] == "dense 20x100" and row["params"] == 500_210
+    # the .keras file holds the weights and Nadam's two slots: about 3 x 4 bytes per param
+    assert 2.5 * 4 * row["params"] < row["keras_bytes"] < 4 * 4 * row["params"]
+    assert row["stored_bytes"] >= row["keras_bytes"] and row["seconds"] > 0
+    mib = row["keras_bytes"] / 2**20
+    assert f"| dense 20x100 | 500,210 | {mib:.1f} MiB |" in result.stdout
