@@ -55,6 +55,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     )
 
     study.check_readable(str(cfg.storage))  # a corrupt study file: before MLflow is touched
+    warm = _warm_sets(cfg, specs)  # a bad source: before the study exists
     tracker = tracking.StudyTracker.from_config(cfg)
     tracker.check()
     optuna_study = study.open_study(cfg, specs)
@@ -67,6 +68,13 @@ def run_study(cfg: DictConfig) -> optuna.Study:
             log.info("the study's summary in MLflow is missing (an interrupted run?): writing it")
             _finish(optuna_study, tracker, cfg, started=time.perf_counter())
         return optuna_study
+    if warm:
+        added = study.enqueue_warm_start(optuna_study, warm, str(cfg.warm_start))
+        held_already = f" ({len(warm) - added} in the study already)" if added < len(warm) else ""
+        log.info(
+            f"warm start: {added} of {len(warm)} configuration{'s' if len(warm) != 1 else ''} "
+            f"from {cfg.warm_start} enqueued{held_already}"
+        )
     log.info(
         f"running {_trials(int(cfg.n_trials) - done, 'more')} ({done} finished before)"
         f"{f', revision {revision}' if revision else ''}; "
@@ -94,6 +102,18 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     if stopped:
         raise HarnessError(stopped)
     return optuna_study
+
+
+def _warm_sets(cfg: DictConfig, specs: list[config.ParamSpec]) -> list[dict[str, object]]:
+    if cfg.warm_start is None:
+        return []
+    storage = str(cfg.storage)
+    return study.warm_sets(
+        str(cfg.warm_start),
+        lambda: study.open_storage(storage, create=False),
+        specs,
+        int(cfg.warm_start_k),
+    )
 
 
 def _say_done(optuna_study: optuna.Study, cfg: DictConfig, done: int) -> None:

@@ -3,7 +3,8 @@ its sampler and pruner (``samplers``), the trial loop (``loop``) and worker proc
 (``pool``), trials of dead workers (``orphans``), the progress line (``progress``), what a
 trial's end makes it (``outcome``), what a study measures and its revisions
 (``revisions``), the names written on trials and runs (``names``) and a
-trial as an exported config (``exports``).
+trial as an exported config (``exports``), and known configurations run first
+(``warm_start``).
 The Optuna internals it needs are in ``_optuna``."""
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ from search.study.storage import (
     open_storage,
     open_study,
 )
+from search.study.warm_start import enqueue_warm_start, warm_sets
 
 __all__ = [
+    "enqueue_warm_start",
+    "warm_sets",
     "DIVERGED",
     "ENDED",
     "FINISHED",

@@ -19,6 +19,7 @@ class Attr:
     CONFIG: Final = "config"  # the trial's full resolved config (what export writes)
     METRICS: Final = "metrics"  # the final metrics, one dict (one storage write)
     MLFLOW_RUN_ID: Final = "mlflow_run_id"
+    WARM_START: Final = "warm_start"  # an enqueued trial: where its parameters came from
     MODEL_ID: Final = "mlflow_model_id"  # its model kept in MLflow (tracking.log_models)
     OUTCOME: Final = "outcome"  # how the trial ended: an ``search.study.outcome`` name
     DIAGNOSIS: Final = "diagnosis"  # stuck_at_chance, diverged
@@ -43,6 +44,7 @@ class Tag:
     BACKFILLED: Final = "search.backfilled"  # made from the Optuna trial (search.tracking.sync)
     RETRAIN_OF: Final = "search.retrain_of"  # a re-train: the MLflow run id of its trial
     SOURCE_TRIAL: Final = "search.source_trial"  # a re-train: its trial's number
+    WARM_START: Final = "search.warm_start"  # an enqueued trial: its parameters' source
     VALUE: Final = "search.value"  # a registered model version: the value its trial scored
     BEST_TRIAL: Final = "best_trial"  # the parent run: the study's best trial number
     BEST_RUN_ID: Final = "best_mlflow_run_id"  # the parent run: that trial's MLflow run

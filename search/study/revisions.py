@@ -50,6 +50,8 @@ NOT_COMPARED = (
     "artifact_root",
     "tracking",
     "accept_changes",
+    "warm_start",
+    "warm_start_k",
     "source",
     "train.verbose",
     "search_path",

@@ -187,9 +187,10 @@ class StudyTracker:
         config: Mapping[str, Any],
         omit: Collection[str] = (),
         revision: int = 0,
+        extra: Mapping[str, str] | None = None,
     ) -> TrialRun:
         """Open the trial's child run with its resolved config as params (less ``omit``,
-        keys whose value is only known later), tagged with the study revision."""
+        keys whose value is only known later), tagged with the study revision (and ``extra``)."""
         tags = {
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
             MLFLOW_RUN_NAME: run_name(number, sampled),
@@ -198,6 +199,7 @@ class StudyTracker:
             Tag.TRIAL: str(number),
             Tag.STATE: "RUNNING",
             Tag.REVISION: str(revision),
+            **(extra or {}),
         }
         run = (
             self.call(self.client.create_run, self.experiment_id, tags=tags)

@@ -80,8 +80,14 @@ def _run_trial(
 ) -> float:
     config, sampled = trial_config(cfg, trial, specs)
     auto_lr = str(config.optimizer.learning_rate) == "auto"
+    warm = trial.user_attrs.get(Attr.WARM_START)  # an enqueued trial's source
     run = tracker.start_trial(
-        trial.number, sampled, as_dict(config), omit=(LR_KEY,) if auto_lr else (), revision=revision
+        trial.number,
+        sampled,
+        as_dict(config),
+        omit=(LR_KEY,) if auto_lr else (),
+        revision=revision,
+        extra={Tag.WARM_START: str(warm)} if warm else None,
     )
     recorder = EpochRecorder(sink=run.log_epoch)
     pruning = PruningCallback(trial, str(cfg.metric), int(cfg.train.epochs))
