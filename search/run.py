@@ -17,7 +17,7 @@ import time
 
 import hydra
 import optuna
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from search import config, data, study, tracking, trial
 from search.cli import (
@@ -35,7 +35,7 @@ log = logging.getLogger("search")
 
 def run_study(cfg: DictConfig) -> optuna.Study:
     config.check_config(cfg)
-    specs = config.parse_space(cfg.space)
+    specs = config.parse_space(OmegaConf.select(cfg, "space"))  # ~space: searches nothing
     config.validate_space_keys(specs, cfg)
     for word in searched_overrides({spec.name for spec in specs if not spec.when}):
         key = word.split("=", 1)[0].lstrip("+")

@@ -256,3 +256,37 @@ def test_parallel_workers_and_a_continued_study_keep_the_champion_on_the_best(
         champion = client.get_model_version_by_alias("deep_dnn", ALIAS)
         assert int(champion.tags["optuna.trial_number"]) == study.best_trial.number
         assert champion.source == f"models:/{study.best_trial.user_attrs[Attr.MODEL_ID]}"
+
+
+UNSAVABLE = """
+import keras
+
+class Scaled(keras.layers.Layer):  # not registered, no get_config: saved, not loadable
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+def build(input_shape, num_classes):
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(), Scaled(0.5),
+                             keras.layers.Dense(num_classes, activation="softmax")])
+"""
+
+
+def test_a_model_keras_cannot_load_back_is_said_once_and_none_is_kept(workdir: Path) -> None:
+    (workdir / "odd.py").write_text(UNSAVABLE, encoding="utf-8")
+    args = ["study=deep_dnn", "n_trials=2", *tiny(workdir / "mlruns"), "~model", "~space"]
+    done = run_cli("search.run", *args, "+model.builder=odd:build", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    (warning,) = [line for line in done.stdout.splitlines() if "cannot save" in line]
+    assert "load it back" in warning and "register_keras_serializable" in warning
+    study = study_in(workdir)
+    assert [t.state for t in study.trials] == [COMPLETE, COMPLETE]
+    assert not any(Attr.MODEL_ID in t.user_attrs for t in study.trials)
+    client = client_in(workdir)
+    assert not client.search_registered_models()
+    experiment = client.get_experiment_by_name("deep_dnn")
+    assert experiment is not None
+    assert not client.search_logged_models([experiment.experiment_id])

@@ -89,9 +89,6 @@ def log_keras_model(
     """Log ``kept.model`` as a logged model of ``run_id``; its model id. Linked to the
     metrics of epoch ``kept.step`` and to the run's final ``metrics`` (logged before);
     registered (and crowned) when ``kept.register`` names a registered model."""
-    import keras
-    import mlflow
-    from mlflow.models import infer_signature
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     logged = client.create_logged_model(
@@ -102,31 +99,46 @@ def log_keras_model(
         tags=kept.tags,
         model_type="keras",
     )
-    example = np.asarray(kept.example)
-    signature = infer_signature(example, np.asarray(kept.model.predict(example, verbose=0)))
     with _use_tracking_uri(client.tracking_uri):  # Model.log reads the process's store
-        mlflow.models.Model.log(
-            artifact_path=None,
-            name="model",
-            flavor=_KerasFlavour(),
-            run_id=run_id,
-            model_id=logged.model_id,
-            model=kept.model,
-            signature=signature,
-            input_example=example,
-            pip_requirements=[f"keras=={keras.__version__}", *_backend_requirement()],
-            validate_serving_input=False,  # it would load the model again (0.4 s)
-            step=kept.step,  # links that epoch's metrics to the model
-        )
-        final = [
-            Metric(m.key, m.value, m.timestamp, m.step, model_id=logged.model_id) for m in metrics
-        ]
-        if final:
-            client.log_batch(run_id, metrics=final)
+        try:
+            _save(client, run_id, kept, logged.model_id, metrics)
+        except BaseException:  # not left PENDING: the model view shows it failed
+            with contextlib.suppress(Exception):
+                client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         if kept.register:  # the registry reads the version's source (models:/id) there too
             _register(client, kept, logged.model_id, run_id)
     return str(logged.model_id)
+
+
+def _save(
+    client: MlflowClient, run_id: str, kept: KeptModel, model_id: str, metrics: Sequence[Metric]
+) -> None:
+    """The model's files, signature and input example into logged model ``model_id``, and
+    the run's final ``metrics`` linked to it."""
+    import keras
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = np.asarray(kept.example)
+    signature = infer_signature(example, np.asarray(kept.model.predict(example, verbose=0)))
+    mlflow.models.Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=_KerasFlavour(),
+        run_id=run_id,
+        model_id=model_id,
+        model=kept.model,
+        signature=signature,
+        input_example=example,
+        pip_requirements=[f"keras=={keras.__version__}", *_backend_requirement()],
+        validate_serving_input=False,  # it would load the model again (0.4 s)
+        step=kept.step,  # links that epoch's metrics to the model
+    )
+    final = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id) for m in metrics]
+    if final:
+        client.log_batch(run_id, metrics=final)
 
 
 def _backend_requirement() -> list[str]:

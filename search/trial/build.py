@@ -5,13 +5,17 @@ optimizer, and the task's loss and metrics (``search.config.task``).
 A builder that compiles its own model keeps its loss and metrics; the optimizer is always
 the config's (the search space sweeps it). ``preflight`` builds the study's model once, on
 a few validation examples, so a bad builder, loss, metric or label fails in one line
-before any study or run exists.
+before any study or run exists, and checks that Keras can save and load it back (or no
+models are kept).
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -27,6 +31,8 @@ from search.data.splits import Splits
 from search.models import BuilderError, build_model, make_optimizer, resolve_builder
 
 __all__ = ["build_compiled", "loss_function", "preflight"]
+
+log = logging.getLogger("search")
 
 
 def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
@@ -100,8 +106,27 @@ def preflight(cfg: DictConfig, splits: Splits, specs: Sequence[ParamSpec] = ()) 
     try:
         _check_task(model, task)
         _check_logged(model, task, splits)
+        if str(cfg.tracking.log_models) != "none":
+            _check_savable(model, cfg)
     finally:
         keras.backend.clear_session()
+
+
+def _check_savable(model: keras.Model, cfg: DictConfig) -> None:
+    """Models are kept only when Keras can save one and load it back (safe mode): a kept
+    model that cannot be loaded is no use. Otherwise said once, and none are kept."""
+    with tempfile.TemporaryDirectory(prefix="search-savable-") as tmp:
+        path = Path(tmp) / "model.keras"
+        try:
+            model.save(path)
+            keras.saving.load_model(path, safe_mode=True)
+        except Exception as exc:  # an unregistered layer, a Lambda (unsafe), no get_config
+            log.warning(
+                f"note: Keras cannot save this model and load it back ({first_line(exc, 200)}); "
+                "no models are kept in MLflow: give each custom layer get_config() and "
+                "@keras.saving.register_keras_serializable(), or set tracking.log_models=none"
+            )
+            cfg.tracking.log_models = "none"
 
 
 def _name(thing: Any) -> str:

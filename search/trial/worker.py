@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import optuna
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from search.cli.errors import first_line
 from search.config.space import ParamSpec, parse_space
@@ -57,7 +57,7 @@ def work_in_process(
     """Worker ``index`` of ``workers``: its share of the cores, its own data, study and
     tracker on the shared stores."""
     _limit_threads(threads_per_worker(workers))
-    specs = parse_space(cfg.space)
+    specs = parse_space(OmegaConf.select(cfg, "space"))
     splits = splits_of(cfg)
     storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
     study = optuna.load_study(study_name=str(cfg.study_name), storage=storage)
