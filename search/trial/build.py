@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,9 @@ def _check_savable(model: keras.Model, cfg: DictConfig) -> None:
         path = Path(tmp) / "model.keras"
         try:
             model.save(path)
-            keras.saving.load_model(path, safe_mode=True)
+            with warnings.catch_warnings():  # its optimizer is not built yet: Keras says so
+                warnings.simplefilter("ignore")
+                keras.saving.load_model(path, safe_mode=True)
         except Exception as exc:  # an unregistered layer, a Lambda (unsafe), no get_config
             log.warning(
                 f"note: Keras cannot save this model and load it back ({first_line(exc, 200)}); "
