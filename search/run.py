@@ -44,6 +44,9 @@ def run_study(cfg: DictConfig) -> optuna.Study:
             f"instead, or stop searching it with ~space.{key}"
         )
     study.check_sampling(cfg, specs)
+    off = study.pruning_off(cfg)
+    if off:
+        log.info(f"note: {off}")
     splits = data.splits_of(cfg)
     trial.preflight(cfg, splits, specs)
     off = config.task_of(cfg).chance_off()
@@ -84,7 +87,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     started = time.perf_counter()
     try:  # from the parent run's opening on, an interrupt closes it (and any trial's run)
         tracker.open()
-        tracking.sync_study(optuna_study, tracker, str(cfg.metric))
+        tracking.sync_study(optuna_study, tracker, config.task_of(cfg).monitor)
         if int(cfg.workers) == 1:
             stopped = trial.work(cfg, specs, splits, optuna_study, tracker, revision=revision)
         else:
@@ -97,7 +100,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
             _say_done(optuna_study, cfg, study.count_finished(optuna_study))
         _finish(optuna_study, tracker, cfg, started, standalone=False)
     except BaseException:
-        _close_interrupted(optuna_study, tracker, str(cfg.metric))
+        _close_interrupted(optuna_study, tracker, config.task_of(cfg).monitor)
         raise
     if stopped:
         raise HarnessError(stopped)
@@ -136,6 +139,11 @@ def _trials(n: int, kind: str = "") -> str:
     return " ".join(str(p) for p in (n, kind, "trial" if n == 1 else "trials") if p != "")
 
 
+def _numbered(numbers: list[int]) -> str:
+    """``trial 3``, ``trials 1, 4, 7``."""
+    return f"trial{'s' if len(numbers) != 1 else ''} {', '.join(str(n) for n in numbers)}"
+
+
 def _finish(
     optuna_study: optuna.Study,
     tracker: tracking.StudyTracker,
@@ -149,12 +157,12 @@ def _finish(
         if standalone:
             tracker.open()
         if tracker.online:
-            tracking.sync_study(optuna_study, tracker, str(cfg.metric))
+            tracking.sync_study(optuna_study, tracker, config.task_of(cfg).monitor)
         raise_pending()
         _summarize(optuna_study, tracker, cfg, time.perf_counter() - started)
     except BaseException:
         if standalone:
-            _close_interrupted(optuna_study, tracker, str(cfg.metric))
+            _close_interrupted(optuna_study, tracker, config.task_of(cfg).monitor)
         raise
 
 
@@ -192,10 +200,13 @@ def _summarize(
         )
     finished = study.count_finished(optuna_study)
     if "best_value" in metrics:
-        best = optuna_study.best_trial
+        best = study.best_trial(optuna_study)
+        metric = config.task_of(cfg).monitor
+        front = study.pareto_numbers(optuna_study) if study.is_multi(optuna_study) else []
+        on_front = f", Pareto front: {_numbered(front)}" if front else ""
         log.info(
-            f"done in {seconds:.0f}s: {_trials(finished, 'finished')}, best {cfg.metric} "
-            f"{metrics['best_value']:.4f} (trial {best.number})"
+            f"done in {seconds:.0f}s: {_trials(finished, 'finished')}, best {metric} "
+            f"{metrics['best_value']:.4f} (trial {best.number}){on_front}"
         )
     else:
         log.info(f"done in {seconds:.0f}s: no trial completed")

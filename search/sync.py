@@ -25,7 +25,7 @@ def run_sync(cfg: DictConfig) -> None:
     tracker.check()
     try:  # opening marks the parent run RUNNING: an interrupt closes it KILLED
         tracker.open()
-        created, closed = sync_study(study, tracker, recorded_metric(study, str(cfg.metric)))
+        created, closed = sync_study(study, tracker, recorded_metric(study, cfg.metric))
         raise_pending()
         publish_summary(study, tracker)
     except BaseException:

@@ -19,7 +19,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from search.cli import HarnessError, entry, guarded
-from search.config import apply_overrides, as_dict, check_config, load_exported, with_defaults
+from search.config import (
+    Task,
+    apply_overrides,
+    as_dict,
+    check_config,
+    load_exported,
+    task_of,
+    with_defaults,
+)
 from search.data import Splits, splits_of
 from search.study import Diagnosed, Role, Tag, outcome_of
 from search.tracking import KeptModel, StudyTracker
@@ -63,18 +71,30 @@ def train_exported(cfg: DictConfig) -> FitResult:
         with tempfile.TemporaryDirectory(prefix="search-retrain-") as tmp:
             OmegaConf.save(cfg, Path(tmp) / "config.yaml")
             title = f"{cfg.study_name} re-train of trial {trial}"
-            save_history(recorder.rows, Path(tmp), title=title, metric=str(cfg.metric))
+            save_history(recorder.rows, Path(tmp), title=title, metric=task_of(cfg).monitor)
             kept = _kept(cfg, splits, result, str(trial))
             run.finish(outcome_of(None), result.metrics, artifacts_dir=Path(tmp), kept=kept)
-    before = source.get("value")
-    was = f" (the trial had {before:.4f})" if isinstance(before, float) else ""
-    name = str(cfg.metric).removeprefix("val_")
+    task = task_of(cfg)
+    name = task.monitor.removeprefix("val_")
     test = next((f"test_{n}" for n in (name, "accuracy", "loss") if f"test_{n}" in result.metrics))
     log.info(
-        f"best {cfg.metric} {result.value:.4f}{was}, "
+        f"best {_compared(task, result, source)}, "
         f"{test} {result.metrics[test]:.4f}; MLflow run {run.run_id}"
     )
     return result
+
+
+def _compared(task: Task, result: FitResult, source: dict[str, Any]) -> str:
+    """``val_accuracy 0.9512 (the trial had 0.9512)``, for each objective."""
+    before = dict(source.get("values") or {})
+    if not before and isinstance(source.get("value"), float):
+        before = {task.monitor: source["value"]}
+    said = []
+    for objective, value in zip(task.objectives, result.values, strict=True):
+        had = before.get(objective.name)
+        was = f" (the trial had {had:.4f})" if isinstance(had, float) else ""
+        said.append(f"{objective.name} {value:.4f}{was}")
+    return ", ".join(said)
 
 
 def _kept(cfg: DictConfig, splits: Splits, result: FitResult, trial: str) -> KeptModel | None:

@@ -213,6 +213,10 @@ def test_a_study_from_before_revisions_is_compared_with_its_first_trial(
             "metric=val_sparse_top_k_categorical_accuracy",
             "(metric: val_accuracy -> val_sparse_top_k_categorical_accuracy)",
         ),
+        (  # one objective to two: another study, not a revision
+            "metric=[val_accuracy,params] direction=[maximize,minimize]",
+            "metric: val_accuracy -> ['val_accuracy', 'params']",
+        ),
     ],
 )
 def test_what_a_study_optimizes_cannot_change(

@@ -1,7 +1,8 @@
 """The composed config and what is checked on it before anything is created: plain dicts
 of config nodes (``compose``), value checks (``checks``), the declared search space and
 how a trial's values land in the config (``space``), stepped floats on their decimals
-(``steps``), what a study trains for and measures (``task``), references to a user's
+(``steps``), what a study trains for and measures (``task``) and optimizes
+(``objectives``: one, or several), references to a user's
 functions (``references``), and exported configs as
 ``search.train`` reads them (``exported``)."""
 

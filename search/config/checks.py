@@ -165,8 +165,6 @@ def check_config(cfg: DictConfig) -> None:
     for key in _FLAGS:
         if not isinstance(OmegaConf.select(cfg, key), bool):
             raise HarnessError(f"{key} must be true or false, got {OmegaConf.select(cfg, key)!r}")
-    if cfg.direction not in ("maximize", "minimize"):
-        raise HarnessError(f"direction must be maximize or minimize, got {cfg.direction}")
     keep = OmegaConf.select(cfg, "tracking.log_models")
     if keep not in _LOG_MODELS:
         raise HarnessError(

@@ -1,5 +1,6 @@
-"""What a study trains for and measures: its loss, the metrics logged per epoch, the one it
-optimizes (``metric``, in ``direction``) and whether it is a classification.
+"""What a study trains for and measures: its loss, the metrics logged per epoch, what it
+optimizes (``metric``, in ``direction``: one objective or several, ``search.config.objectives``)
+and whether it is a classification.
 
 A crossentropy loss (``train.loss``, default ``sparse_categorical_crossentropy``) is a
 classification on integer labels; any other Keras loss (``mse``, ``mae``, ``huber``, ...)
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, ListConfig
 
 from search.cli.errors import HarnessError
+from search.config.objectives import Objective, objectives_of
 
 __all__ = ["CLASSIFICATION_LOSSES", "Task", "task_of"]
 
@@ -51,12 +53,19 @@ _HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1_score", "r2_s
 
 @dataclass(frozen=True)
 class Task:
-    """The loss, the compiled metrics, the monitored validation figure and its direction."""
+    """The loss, the compiled metrics, the monitored validation figure (the first
+    objective) and its direction, and every objective of the study."""
 
     loss: str
     metrics: tuple[str, ...]
     monitor: str
     maximize: bool
+    objectives: tuple[Objective, ...] = ()
+
+    @property
+    def multi(self) -> bool:
+        """Several objectives: an Optuna multi-objective study (no pruning, a Pareto front)."""
+        return len(self.objectives) > 1
 
     @property
     def classification(self) -> bool:
@@ -69,10 +78,8 @@ class Task:
 
     @property
     def worst(self) -> float:
-        """A stand-in for a figure that is no number (diverged): 0 for a maximized figure
-        (accuracy), a huge value for a minimized one (a loss); finite, so that every
-        storage and plot takes it."""
-        return 0.0 if self.maximize else 1e12
+        """The first objective's stand-in for a figure that is no number (``Objective.worst``)."""
+        return Objective(self.monitor, self.maximize).worst
 
     @property
     def best_key(self) -> str:
@@ -100,24 +107,25 @@ def task_of(cfg: DictConfig) -> Task:
             f"train.loss={loss} needs one-hot labels; the harness's labels are class numbers: "
             f"use train.loss=sparse_{loss}"
         )
-    monitor = str(cfg.metric)
-    if not monitor.startswith("val_") or monitor == "val_":
-        raise HarnessError(
-            f"metric={monitor} is not a validation figure; Keras logs each metric on the "
-            f"validation set as val_<name>: use metric=val_{monitor.removeprefix('val_') or 'loss'}"
-        )
-    name = monitor.removeprefix("val_")
-    maximize = str(cfg.direction) == "maximize"
-    _check_direction(monitor, name, maximize)
+    objectives = objectives_of(cfg.metric, cfg.direction)
+    monitor, maximize = objectives[0].name, objectives[0].maximize
+    for objective in objectives:
+        if objective.name.startswith("val_"):
+            _check_direction(objective.name, objective.maximize)
     metrics = list(_listed(cfg.train.metrics, classification=loss in CLASSIFICATION_LOSSES))
-    if name != "loss" and name not in metrics:
-        metrics.append(name)
-    if loss not in CLASSIFICATION_LOSSES and name.endswith("accuracy"):
+    for objective in objectives:
+        also = objective.name.removeprefix("val_")
+        if objective.name.startswith("val_") and also != "loss" and also not in metrics:
+            metrics.append(also)
+    accuracy = next((o.name for o in objectives if o.name.endswith("accuracy")), "")
+    if loss not in CLASSIFICATION_LOSSES and accuracy:
         raise HarnessError(
-            f"metric={monitor}: accuracy means nothing for a regression (train.loss={loss}); "
+            f"metric={accuracy}: accuracy means nothing for a regression (train.loss={loss}); "
             "use metric=val_mae direction=minimize (or val_loss, val_mse)"
         )
-    return Task(loss=loss, metrics=tuple(metrics), monitor=monitor, maximize=maximize)
+    return Task(
+        loss=loss, metrics=tuple(metrics), monitor=monitor, maximize=maximize, objectives=objectives
+    )
 
 
 def _listed(value: object, classification: bool) -> tuple[str, ...]:
@@ -137,7 +145,8 @@ def _listed(value: object, classification: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(item) for item in items))
 
 
-def _check_direction(monitor: str, name: str, maximize: bool) -> None:
+def _check_direction(monitor: str, maximize: bool) -> None:
+    name = monitor.removeprefix("val_")
     lower = name in _LOWER_IS_BETTER or name.endswith(("_loss", "crossentropy", "_error"))
     higher = name in _HIGHER_IS_BETTER or name.endswith("_accuracy")
     if lower and maximize:

@@ -2,8 +2,7 @@
 
 An arm is a value of one param (a float param in quantile bins), a study, or both;
 ``arm_table`` and ``mc_dropout_table`` hold numbers only (``search.report.page`` formats
-them). The helpers ``_col``, ``_get``, ``_float``, ``_num`` are shared with the package.
-"""
+them). The helpers ``_col``, ``_get``, ``_float``, ``_num`` are shared with the package."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial
 
 from search.cli.errors import HarnessError
+from search.study.front import curve_of, maximizes
 from search.study.names import Attr
 from search.study.outcome import DIVERGED, STUCK_AT_CHANCE
 from search.study.storage import ENDED
@@ -96,7 +96,7 @@ def build_arms(
             )
         frame.insert(0, "study", study.study_name)
         frame.insert(1, "group", _groups(frame, study.study_name))
-        frame["curve"] = [dict(trials[int(n)].intermediate_values) for n in frame["number"]]
+        frame["curve"] = [curve_of(trials[int(n)]) for n in frame["number"]]
         frames.append(frame)
         objects.update({(study.study_name, n): t for n, t in trials.items()})
     frame = pd.concat(frames, ignore_index=True)
@@ -111,7 +111,7 @@ def build_arms(
         labels, order, key = list(frame["group"]), names, "study"
     frame["arm"] = labels
     order = [arm for arm in order if arm in set(labels)]
-    maximize = studies[0].direction != optuna.study.StudyDirection.MINIMIZE
+    maximize = maximizes(studies[0])  # of several objectives: the first
     return Arms(frame, order, key, metric, maximize, objects)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from search.cli import next_command
 from search.report.arms import Arms, _float, _get, best_row
 from search.study.exports import trial_export
+from search.study.front import best_trial
 from search.study.names import Attr
 
 __all__ = ["BestConfig", "best_configs", "shown_storage", "write_trial_config"]
@@ -40,7 +41,7 @@ def best_configs(arms: Arms, main: optuna.Study, cfg: DictConfig, out: Path) -> 
     """Each arm's best trial and how to re-train it: the study's overall best through
     ``search.export``, any other arm's best from ``<out>/best_<arm>.yaml`` written here."""
     try:
-        overall = (main.study_name, main.best_trial.number)
+        overall = (main.study_name, best_trial(main).number)
     except ValueError:
         overall = ("", -1)
     made = []

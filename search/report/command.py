@@ -24,6 +24,7 @@ from search.report.figures import (
     plot_learning_curves,
     plot_mc_dropout,
     plot_param_importances,
+    plot_pareto_front,
     plot_per_arm,
 )
 from search.report.page import Report, answer, render_html
@@ -53,6 +54,8 @@ _CAPTIONS = {
     "diagnostics": "Diagnostics at the end of each trial against its value, coloured by arm.",
     "param_importances": "Optuna's fANOVA importance of each searched param for the value "
     "(complete trials).",
+    "pareto_front": "Every complete trial on the study's objectives; the Pareto front (no "
+    "other trial is as good on every objective and better on one) in red.",
 }
 
 
@@ -76,7 +79,7 @@ def make_report(cfg: DictConfig, out: Path) -> tuple[Report, Arms]:
             raise HarnessError(f"vs: '{other}' is the study itself; name another study")
         studies.append(load_existing_study(str(cfg.storage), other))
     by = str(cfg.by) if cfg.by else None
-    arms = build_arms(studies, by, recorded_metric(studies[0], str(cfg.metric)))
+    arms = build_arms(studies, by, recorded_metric(studies[0], cfg.metric))
     table = arm_table(arms)
     mc = mc_dropout_table(arms, top_k)
     makers: dict[str, Callable[[], bytes | None]] = {
@@ -96,6 +99,7 @@ def make_report(cfg: DictConfig, out: Path) -> tuple[Report, Arms]:
         "mc_dropout": lambda: plot_mc_dropout(arms, mc),
         "diagnostics": lambda: plot_diagnostics(arms),
         "param_importances": lambda: plot_param_importances(studies[0]),
+        "pareto_front": lambda: plot_pareto_front(studies[0]),
     }
     figures = {k: png for k, make in makers.items() if (png := make()) is not None}
     out.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
@@ -20,6 +21,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from search.report.arms import Arms, _col  # noqa: E402
+from search.study.front import first_target, is_multi, pareto_numbers  # noqa: E402
 from search.tracking.plots import fanova_evaluator  # noqa: E402
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "plot_learning_curves",
     "plot_mc_dropout",
     "plot_param_importances",
+    "plot_pareto_front",
     "plot_per_arm",
 ]
 
@@ -230,22 +233,60 @@ def plot_diagnostics(arms: Arms) -> bytes | None:
 
 
 def plot_param_importances(study: optuna.Study) -> bytes | None:
-    """Optuna's fANOVA param importances (fixed seed); None below two differing trials."""
+    """Optuna's fANOVA param importances (fixed seed; of several objectives, for the
+    first); None below two differing trials."""
+
+    def draw() -> Axes:
+        return optuna.visualization.matplotlib.plot_param_importances(
+            study,
+            evaluator=fanova_evaluator(),
+            target=first_target if is_multi(study) else None,
+            target_name=(study.metric_names or ["Objective Value"])[0],
+        )
+
+    def shape(fig: Figure, ax: Axes) -> bool:
+        if not ax.patches:
+            return False
+        fig.set_size_inches(7.5, max(2.5, 0.5 * len(ax.patches) + 1.5))
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()  # "Objective Value": the plot is of one objective
+        return True
+
+    return _optuna_png(draw, shape, f"Param importances for {study.study_name} (fANOVA)")
+
+
+def plot_pareto_front(study: optuna.Study) -> bytes | None:
+    """A multi-objective study's trials on its first two (or three) objectives, the Pareto
+    front marked (Optuna's plot); None for one objective or no complete trial."""
+    if not is_multi(study) or len(study.directions) > 3 or not pareto_numbers(study):
+        return None
+
+    def shape(fig: Figure, ax: Axes) -> bool:
+        fig.set_size_inches(7.5, 5)
+        return True
+
+    return _optuna_png(
+        lambda: optuna.visualization.matplotlib.plot_pareto_front(study),
+        shape,
+        f"Pareto front of {study.study_name}",
+    )
+
+
+def _optuna_png(
+    draw: Callable[[], Axes], shape: Callable[[Figure, Axes], bool], title: str
+) -> bytes | None:
+    """One of Optuna's matplotlib plots as PNG bytes, titled on the left (``shape`` sizes
+    it, or says there is nothing to show); None when Optuna cannot draw it."""
     before = set(plt.get_fignums())
     with warnings.catch_warnings(), plt.rc_context():  # Optuna sets a global style
         warnings.simplefilter("ignore")
         try:
-            ax = optuna.visualization.matplotlib.plot_param_importances(
-                study, evaluator=fanova_evaluator()
-            )
+            ax = draw()
             fig = ax.get_figure()
-            if isinstance(fig, Figure) and ax.patches:
-                fig.set_size_inches(7.5, max(2.5, 0.5 * len(ax.patches) + 1.5))
-                ax.set_title(f"Param importances for {study.study_name} (fANOVA)", loc="left")
+            if isinstance(fig, Figure) and shape(fig, ax):
+                ax.set_title(title, loc="left")
                 ax.set_title("")  # Optuna's own title, centred: it would overlap
-                legend = ax.get_legend()
-                if legend is not None:
-                    legend.remove()  # "Objective Value": the study has one objective
                 return _png(fig)
         except (ValueError, RuntimeError, ZeroDivisionError):
             pass

@@ -220,6 +220,8 @@ def render_html(report: Report, arms: Arms, meta: str) -> str:
         _figure_html(report, "diagnostics")
         or "<p>The trials recorded no dead-unit fraction or gradient-norm ratio.</p>"
     )
+    if "pareto_front" in report.figures:
+        parts += ["<h2>The trade-off: Pareto front</h2>", _figure_html(report, "pareto_front")]
     if "param_importances" in report.figures:
         parts += ["<h2>Which params matter</h2>", _figure_html(report, "param_importances")]
     parts.append("<h2>Best configuration of each arm</h2>")

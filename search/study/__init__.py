@@ -4,12 +4,21 @@ its sampler and pruner (``samplers``), the trial loop (``loop``) and worker proc
 trial's end makes it (``outcome``), what a study measures and its revisions
 (``revisions``), the names written on trials and runs (``names``) and a
 trial as an exported config (``exports``), and known configurations run first
-(``warm_start``).
+(``warm_start``), and a study's best of one objective or its Pareto front of several
+(``front``).
 The Optuna internals it needs are in ``_optuna``."""
 
 from __future__ import annotations
 
 from search.study.exports import trial_export
+from search.study.front import (
+    best_trial,
+    dominated,
+    first_value,
+    is_multi,
+    maximizes,
+    pareto_numbers,
+)
 from search.study.loop import Callback, Objective, StopRule, grid_done, run_trials, settle_heap
 from search.study.names import Attr, Role, Tag
 from search.study.orphans import mark_worker, reap_orphans, worker_alive, worker_id
@@ -29,6 +38,7 @@ from search.study.progress import FailureGuard, ProgressLine
 from search.study.revisions import (
     measured,
     recorded_metric,
+    recorded_metrics,
     revision_of,
     settle_revision,
 )
@@ -36,6 +46,7 @@ from search.study.samplers import (
     check_sampling,
     make_pruner,
     make_sampler,
+    pruning_off,
     sampler_seed,
     use_sampler,
 )
@@ -51,7 +62,14 @@ from search.study.storage import (
 from search.study.warm_start import enqueue_warm_start, warm_sets
 
 __all__ = [
+    "best_trial",
+    "dominated",
     "enqueue_warm_start",
+    "first_value",
+    "is_multi",
+    "maximizes",
+    "pareto_numbers",
+    "pruning_off",
     "warm_sets",
     "DIVERGED",
     "ENDED",
@@ -87,6 +105,7 @@ __all__ = [
     "grid_done",
     "measured",
     "recorded_metric",
+    "recorded_metrics",
     "revision_of",
     "run_pool",
     "settle_revision",

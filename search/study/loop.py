@@ -39,7 +39,7 @@ from search.study.storage import FINISHED
 __all__ = ["Callback", "Objective", "StopRule", "grid_done", "run_trials", "settle_heap"]
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
-Objective = Callable[[optuna.Trial], float]
+Objective = Callable[[optuna.Trial], float | Sequence[float]]  # several: multi-objective
 _TAKEN = (*FINISHED, TrialState.RUNNING)
 
 

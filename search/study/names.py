@@ -18,6 +18,7 @@ class Attr:
 
     CONFIG: Final = "config"  # the trial's full resolved config (what export writes)
     METRICS: Final = "metrics"  # the final metrics, one dict (one storage write)
+    CURVE: Final = "curve"  # several objectives: the first one per epoch (no reports then)
     MLFLOW_RUN_ID: Final = "mlflow_run_id"
     WARM_START: Final = "warm_start"  # an enqueued trial: where its parameters came from
     MODEL_ID: Final = "mlflow_model_id"  # its model kept in MLflow (tracking.log_models)
@@ -49,6 +50,8 @@ class Tag:
     BEST_TRIAL: Final = "best_trial"  # the parent run: the study's best trial number
     BEST_RUN_ID: Final = "best_mlflow_run_id"  # the parent run: that trial's MLflow run
     BEST_PARAM: Final = "best."  # the parent run: prefix of the best trial's params
+    PARETO_TRIALS: Final = "pareto_trials"  # the parent run, several objectives: the front
+    PARETO: Final = "search.pareto"  # a trial's run, several objectives: on the front or not
 
 
 class Role:

@@ -7,6 +7,8 @@ import logging
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.config.objectives import values_text
+from search.study.front import curve_of, is_multi, pareto_numbers
 from search.study.names import Attr
 from search.study.samplers import PRUNERS
 
@@ -21,19 +23,35 @@ class ProgressLine:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        value = "" if trial.value is None else f"value={trial.value:.4f}"
+        value = _values(trial)
         if trial.state == TrialState.PRUNED:
             value = _why_pruned(study, trial)
         if trial.state == TrialState.FAIL:
             value = str(trial.user_attrs.get(Attr.ERROR, "failed"))
-        try:
-            best = f"best={study.best_value:.4f} (trial {study.best_trial.number})"
-        except ValueError:
-            best = "best=-"
+        best = _best(study)
         self.log.info(
             f"{self.prefix}trial {trial.number:>3}  {trial.state.name:<8}  {value:<34}  "
             f"{best}  {seconds:.1f}s"
         )
+
+
+def _values(trial: FrozenTrial) -> str:
+    if not trial.values:
+        return ""
+    if len(trial.values) == 1:
+        return f"value={trial.values[0]:.4f}"
+    return f"values={values_text(trial.values)}"
+
+
+def _best(study: optuna.Study) -> str:
+    """``best=0.9301 (trial 1)``; of several objectives, the size of the Pareto front."""
+    if is_multi(study):
+        front = len(pareto_numbers(study))
+        return f"front={front} trial{'s' if front != 1 else ''}" if front else "front=-"
+    try:
+        return f"best={study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:
+        return "best=-"
 
 
 def _why_pruned(study: optuna.Study, trial: FrozenTrial) -> str:
@@ -45,10 +63,11 @@ def _why_pruned(study: optuna.Study, trial: FrozenTrial) -> str:
     else:
         names = {cls: name for name, cls in PRUNERS.items()}
         reason = f"pruned by {names.get(type(study.pruner), type(study.pruner).__name__)}"
-    if not trial.intermediate_values:
+    curve = curve_of(trial)
+    if not curve:
         return reason
-    step = max(trial.intermediate_values)  # 0-based, as Keras and MLflow count steps
-    return f"{reason} after epoch {step + 1} ({trial.intermediate_values[step]:.4f})"
+    step = max(curve)  # 0-based, as Keras and MLflow count steps
+    return f"{reason} after epoch {step + 1} ({curve[step]:.4f})"
 
 
 class FailureGuard:

@@ -13,11 +13,12 @@ so that the report and plots compare like with like. What the study optimizes
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import optuna
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from search.cli.errors import HarnessError
 from search.study.names import Attr
@@ -30,6 +31,7 @@ __all__ = [
     "latest_revision",
     "measured",
     "recorded_metric",
+    "recorded_metrics",
     "revision_of",
     "settle_revision",
 ]
@@ -151,11 +153,20 @@ def _brief(flat: dict[str, Any], prefix: str) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(inner.items())) + "}"
 
 
-def recorded_metric(study: optuna.Study, fallback: str) -> str:
-    """The ``metric`` the study was created with (``fallback`` for a study from before
-    revisions were recorded): what export, sync and report name its values."""
+def recorded_metric(study: optuna.Study, fallback: object) -> str:
+    """The ``metric`` the study was created with (of several, the first; ``fallback`` for
+    a study from before revisions were recorded): what export, sync and report name its
+    values."""
+    return recorded_metrics(study, fallback)[0]
+
+
+def recorded_metrics(study: optuna.Study, fallback: object) -> list[str]:
+    """Each objective's metric, as the study was created with them."""
     recorded = study.user_attrs.get(Attr.REVISIONS) or [{}]
-    return str(recorded[-1].get("metric", fallback))
+    metric = recorded[-1].get("metric", fallback)
+    if isinstance(metric, list | tuple | ListConfig):
+        return [str(m) for m in metric]
+    return [str(metric)]
 
 
 def settle_revision(
@@ -221,6 +232,10 @@ def latest_revision(study: optuna.Study) -> tuple[optuna.Study, int | None]:
         study_name=f"{study.study_name} r{newest}", directions=study.directions
     )
     view.add_trials([t for t in ended if revision_of(t) == newest])
+    if study.metric_names:
+        with warnings.catch_warnings():  # set_metric_names is "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            view.set_metric_names(study.metric_names)
     return view, newest
 
 

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.cli.errors import HarnessError
 from search.config.compose import as_dict
+from search.config.objectives import objectives_of
 from search.config.space import ParamSpec, grid_search_space
 from search.config.steps import on_step
 
@@ -30,6 +31,7 @@ __all__ = [
     "check_sampling",
     "make_pruner",
     "make_sampler",
+    "pruning_off",
     "sampler_seed",
     "use_sampler",
 ]
@@ -40,7 +42,9 @@ SAMPLERS: dict[str, Any] = {
     "cmaes": optuna.samplers.CmaEsSampler,
     "qmc": optuna.samplers.QMCSampler,
     "grid": optuna.samplers.GridSampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
 }
+SINGLE_OBJECTIVE = ("cmaes",)  # samplers that refuse a multi-objective study
 PRUNERS: dict[str, Any] = {
     "median": optuna.pruners.MedianPruner,
     "hyperband": optuna.pruners.HyperbandPruner,
@@ -61,6 +65,13 @@ def check_sampling(cfg: DictConfig, specs: list[ParamSpec]) -> None:
     unstepped float, an unknown key) are refused before any data, study or run exists."""
     make_sampler(cfg, specs, sampler_seed(int(cfg.seed), 0))
     make_pruner(cfg)
+    name, _ = _name_and_kwargs(cfg, "sampler", SAMPLERS)
+    if name in SINGLE_OBJECTIVE and _multi(cfg):
+        several = [n for n in SAMPLERS if n not in SINGLE_OBJECTIVE]
+        raise HarnessError(
+            f"sampler={name} optimizes one objective and metric lists several; use "
+            f"sampler={several[0]} (or {', '.join(several[1:])})"
+        )
 
 
 def use_sampler(
@@ -82,10 +93,27 @@ def make_sampler(cfg: DictConfig, specs: list[ParamSpec], seed: int) -> optuna.s
 
 
 def make_pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
-    """``pruner.name`` picks the Optuna pruner; its other keys are the pruner's arguments."""
+    """``pruner.name`` picks the Optuna pruner; its other keys are the pruner's arguments.
+    A multi-objective study gets none: Optuna cannot prune one (``pruning_off``)."""
     name, kwargs = _name_and_kwargs(cfg, "pruner", PRUNERS)
     pruner: optuna.pruners.BasePruner = _construct("pruner", name, PRUNERS[name], **kwargs)
-    return pruner
+    return optuna.pruners.NopPruner() if _multi(cfg) else pruner
+
+
+def pruning_off(cfg: DictConfig) -> str:
+    """Why the config's pruner is not used, or "": Optuna's ``Trial.report`` and pruners
+    are single-objective (Optuna issue #3450)."""
+    name, _ = _name_and_kwargs(cfg, "pruner", PRUNERS)
+    if name == "none" or not _multi(cfg):
+        return ""
+    return (
+        f"Optuna cannot prune a multi-objective study (its issue #3450): pruner={name} is not "
+        "used; early stopping and the stuck-at-chance and divergence checks still end trials"
+    )
+
+
+def _multi(cfg: DictConfig) -> bool:
+    return len(objectives_of(cfg.metric, cfg.direction)) > 1
 
 
 def _name_and_kwargs(

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from search.cli.errors import HarnessError, first_line
 from search.cli.locks import first_use
 from search.config.checks import storage_file
+from search.config.objectives import objectives_of
 from search.config.space import ParamSpec
 from search.study.samplers import make_pruner, use_sampler
 
@@ -41,14 +42,20 @@ def open_study(cfg: DictConfig, specs: list[ParamSpec]) -> optuna.Study:
     pruner and a sampler seeded for where the study stands (``samplers.use_sampler``).
     ``samplers.check_sampling`` has built both once before anything existed."""
     storage = open_storage(str(cfg.storage), heartbeat_interval=int(cfg.heartbeat_interval))
+    objectives = objectives_of(cfg.metric, cfg.direction)
     try:
         study = optuna.create_study(
             study_name=str(cfg.study_name),
             storage=storage,
-            direction="minimize" if cfg.direction == "minimize" else "maximize",
+            directions=[objective.direction for objective in objectives],
             pruner=make_pruner(cfg),
             load_if_exists=True,
         )
+        named = study.metric_names is not None or len(study.directions) != len(objectives)
+        if len(objectives) > 1 and not named:  # a study of other objectives: refused later
+            with warnings.catch_warnings():  # set_metric_names is "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([objective.name for objective in objectives])
     except (SQLAlchemyError, ValueError, OSError) as exc:
         raise _unreadable(str(cfg.storage), exc) from None
     use_sampler(study, cfg, specs)

@@ -4,7 +4,8 @@ sampler takes over.
 The source is an export (``best.yaml``: its values at this study's searched keys), a YAML
 list of parameter sets (``- {optimizer.learning_rate: 0.01, model.batch_norm: true}``), or
 the name of another study in the same storage (its top ``warm_start_k`` complete trials
-whose parameters fit this study's space). A set from a file that names a key this study
+whose parameters fit this study's space; of a multi-objective study, its Pareto front
+first, each ranked by the first objective). A set from a file that names a key this study
 does not search, or a value outside its space, is refused in one line before anything is
 enqueued. Enqueued trials carry the user attr ``warm_start`` (the source) and run first;
 a set the study already holds is not enqueued again, so the same command can be re-run.
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from search.cli.errors import HarnessError, first_line
 from search.config.space import ParamSpec
+from search.study.front import maximizes, pareto_numbers
 from search.study.names import Attr
 
 __all__ = ["enqueue_warm_start", "warm_sets"]
@@ -155,11 +157,14 @@ def _from_study(
             f"there: {names}); give an export (exports/<study>/best.yaml), a YAML list of "
             "parameter sets, or a study name"
         ) from None
-    if other._is_multi_objective():
-        raise HarnessError(f"warm_start: study {name} has several objectives; export one trial")
-    complete = other.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    maximize = other.direction == optuna.study.StudyDirection.MAXIMIZE
-    ranked = sorted(complete, key=lambda t: -(t.value or 0) if maximize else (t.value or 0))
+    complete = [
+        t
+        for t in other.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.values
+    ]
+    front = set(pareto_numbers(other))  # of several objectives: the front first
+    sign = -1.0 if maximizes(other) else 1.0
+    ranked = sorted(complete, key=lambda t: (t.number not in front, sign * t.values[0], t.number))
     by_name = {spec.name: spec for spec in specs}
     fitting = [
         dict(t.params)

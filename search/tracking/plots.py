@@ -29,6 +29,7 @@ import optuna  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from optuna.trial import FrozenTrial  # noqa: E402
 
+from search.study.front import curve_of, first_target, is_multi, maximizes  # noqa: E402
 from search.study.names import Attr  # noqa: E402
 from search.study.revisions import latest_revision, recorded_metric, revision_of  # noqa: E402
 from search.study.storage import FINISHED  # noqa: E402
@@ -79,12 +80,24 @@ def write_study_plots(
 def optuna_figures(
     study: optuna.Study,
 ) -> Iterator[tuple[str, Callable[[], Any], Callable[[], Any]]]:
-    """(name, plotly figure, matplotlib axes) makers of Optuna's plots for this study."""
+    """(name, plotly figure, matplotlib axes) makers of Optuna's plots for this study. Of a
+    multi-objective study: the Pareto front (2 or 3 objectives), the importances for each
+    objective, and the other plots for the first objective."""
     vis, mpl = optuna.visualization, optuna.visualization.matplotlib
+    on: dict[str, Any] = {}  # one objective: Optuna's own value
+    if is_multi(study):
+        names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+        on = {"target": first_target, "target_name": names[0]}
+        if len(study.directions) <= 3:
+            yield (
+                "pareto_front",
+                lambda: vis.plot_pareto_front(study),
+                lambda: mpl.plot_pareto_front(study),
+            )
     yield (
         "optimization_history",
-        lambda: vis.plot_optimization_history(study),
-        lambda: mpl.plot_optimization_history(study),
+        lambda: vis.plot_optimization_history(study, **on),
+        lambda: mpl.plot_optimization_history(study, **on),
     )
     params = _most_important(study)
     if not params:
@@ -96,25 +109,29 @@ def optuna_figures(
     )
     yield (
         "parallel_coordinate",
-        lambda: vis.plot_parallel_coordinate(study),
-        lambda: mpl.plot_parallel_coordinate(study),
+        lambda: vis.plot_parallel_coordinate(study, **on),
+        lambda: mpl.plot_parallel_coordinate(study, **on),
     )
-    yield "slice", lambda: vis.plot_slice(study), lambda: mpl.plot_slice(study)
+    yield "slice", lambda: vis.plot_slice(study, **on), lambda: mpl.plot_slice(study, **on)
     if len(params) >= 2:
         pair = params[:2]
         yield (
             "contour",
-            lambda: vis.plot_contour(study, params=pair),
-            lambda: mpl.plot_contour(study, params=pair),
+            lambda: vis.plot_contour(study, params=pair, **on),
+            lambda: mpl.plot_contour(study, params=pair, **on),
         )
 
 
 def _most_important(study: optuna.Study) -> list[str]:
-    """Parameters by fANOVA importance (needs two finished trials with differing params)."""
+    """Parameters by fANOVA importance (needs two finished trials with differing params);
+    of several objectives, for the first."""
+    target = first_target if is_multi(study) else None
     with _quiet():
         try:
             return list(
-                optuna.importance.get_param_importances(study, evaluator=fanova_evaluator())
+                optuna.importance.get_param_importances(
+                    study, evaluator=fanova_evaluator(), target=target
+                )
             )
         except (ValueError, RuntimeError, ZeroDivisionError):
             return []
@@ -128,34 +145,38 @@ def fanova_evaluator() -> optuna.importance.FanovaImportanceEvaluator:
 def learning_curves(
     study: optuna.Study, tracker: StudyTracker | None, top_k: int = 5, revision: int | None = None
 ) -> plt.Figure | None:
-    """The study's metric (its intermediate values: validation accuracy by default) and the
-    validation loss against epoch of the top-k trials (of ``revision``, if given), overlaid."""
-    sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
+    """The study's metric (its intermediate values: validation accuracy by default; of a
+    multi-objective study, which reports none, its ``curve``: ``front.curve_of``) and
+    the validation loss against epoch of the top-k trials (of ``revision``, if given) on
+    the first objective, overlaid."""
+    sign = -1.0 if maximizes(study) else 1.0
     scored = [
         t
         for t in study.get_trials(deepcopy=False, states=FINISHED)
-        if t.value is not None and (revision is None or revision_of(t) == revision)
+        if t.values and (revision is None or revision_of(t) == revision)
     ]
-    trials = sorted(scored, key=lambda t: sign * float(t.value or 0.0))[:top_k]
+    trials = sorted(scored, key=lambda t: sign * float(t.values[0]))[:top_k]
     if not trials:
         return None
+    metric = recorded_metric(study, "val_accuracy")
     figure, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    last = 1
     for trial in trials:
-        label = f"t{trial.number:03d} {trial.value:.4f}"
-        steps = sorted(trial.intermediate_values)  # 0-based; drawn from epoch 1, as Keras
-        dot = "o" if len(steps) == 1 else None  # a one-epoch trial is a point, not a line
-        values = [trial.intermediate_values[s] for s in steps]
-        (line,) = acc.plot([s + 1 for s in steps], values, marker=dot, label=label)
-        history = _val_loss(trial, tracker)
+        label = f"t{trial.number:03d} {trial.values[0]:.4f}"
+        curve = sorted(curve_of(trial).items())
+        dot = "o" if len(curve) == 1 else None  # a one-epoch trial is a point, not a line
+        steps = [step + 1 for step, _ in curve]  # 0-based; drawn from epoch 1, as Keras
+        (line,) = acc.plot(steps, [value for _, value in curve], marker=dot, label=label)
+        last = max([last, *steps])
+        history = _history(trial, tracker, "val_loss")
         if history:
             epochs, losses = zip(*history, strict=True)
             loss.plot(
                 [e + 1 for e in epochs], losses, color=line.get_color(), marker=dot, label=label
             )
-    metric = recorded_metric(study, "val_accuracy").removeprefix("val_")
-    acc.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"top {len(trials)} trials")
+    name = metric.removeprefix("val_")
+    acc.set(xlabel="epoch", ylabel=f"validation {name}", title=f"top {len(trials)} trials")
     loss.set(xlabel="epoch", ylabel="validation loss", title="validation loss")
-    last = max(max(t.intermediate_values, default=0) for t in trials) + 1
     for axes in (acc, loss):
         axes.grid(alpha=0.3)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -171,11 +192,14 @@ def learning_curves(
     return figure
 
 
-def _val_loss(trial: FrozenTrial, tracker: StudyTracker | None) -> list[tuple[int, float]]:
+def _history(
+    trial: FrozenTrial, tracker: StudyTracker | None, metric: str
+) -> list[tuple[int, float]]:
+    """``metric`` by epoch from the trial's MLflow run."""
     run_id = trial.user_attrs.get(Attr.MLFLOW_RUN_ID)
     if tracker is None or not run_id or not tracker.online:
         return []
-    history = tracker.call(tracker.client.get_metric_history, run_id, "val_loss") or []
+    history = tracker.call(tracker.client.get_metric_history, run_id, metric) or []
     return sorted((m.step, m.value) for m in history)
 
 

@@ -22,6 +22,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from optuna.trial import FrozenTrial
 
 from search.cli.signals import held
+from search.study.front import curve_of
 from search.study.names import Attr, Role, Tag
 from search.study.outcome import Outcome, recorded
 from search.study.revisions import revision_of
@@ -85,7 +86,7 @@ def trial_record(trial: FrozenTrial, metric: str) -> TrialRecord:
         params=trial.params,
         config=attrs.get(Attr.CONFIG) or {},
         metric=metric,
-        curve=trial.intermediate_values,
+        curve=curve_of(trial),
         metrics={k: float(v) for k, v in (attrs.get(Attr.METRICS) or {}).items()},
         start_ms=int(start.timestamp() * 1000) if start else 0,
         end_ms=int(end.timestamp() * 1000) if end else 0,

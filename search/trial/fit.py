@@ -7,6 +7,7 @@ direction, which epoch is best and whether chance-level detection applies.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -14,7 +15,8 @@ import keras
 import pandas as pd
 from omegaconf import DictConfig
 
-from search.config.task import task_of
+from search.config.objectives import COSTS
+from search.config.task import Task, task_of
 from search.data.splits import Splits
 from search.trial.build import build_compiled, loss_function
 from search.trial.callbacks import EpochRecorder
@@ -27,7 +29,7 @@ from search.trial.diagnostics import (
 from search.trial.evaluation import evaluate_test_set
 from search.trial.history import summarize_epochs
 
-__all__ = ["FitResult", "fit_config"]
+__all__ = ["FitResult", "fit_config", "objective_values"]
 
 
 @dataclass
@@ -41,6 +43,7 @@ class FitResult:
     metrics: dict[str, float] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     model: keras.Model | None = None
+    values: tuple[float, ...] = ()  # one per objective (``search.config.objectives``)
 
 
 def fit_config(
@@ -79,6 +82,7 @@ def fit_config(
         verbose=int(cfg.train.verbose),
     )
     metrics = summarize_epochs(recorder.rows, task.monitor, maximize=task.maximize)
+    metrics["params"] = float(model.count_params())
     tables: dict[str, pd.DataFrame] = {}
     if diag.enabled:
         grads_end = gradient_norms(model, x_probe, y_probe, loss_function(model))
@@ -97,13 +101,33 @@ def fit_config(
             bins=int(cfg.evaluate.ece_bins),
         )
     )
+    values = objective_values(task, metrics, recorder.rows)
     return FitResult(
-        value=metrics.get(task.best_key, float("nan")),
+        value=values[0],
         history=pd.DataFrame(recorder.rows),
         metrics=metrics,
         tables=tables,
         model=model,
+        values=values,
     )
+
+
+def objective_values(
+    task: Task, metrics: dict[str, float], rows: Sequence[dict[str, float]]
+) -> tuple[float, ...]:
+    """The trial's value on each objective: the first's best epoch, the other validation
+    figures at that epoch (also put in ``metrics`` as ``<name>_at_best_epoch``), the
+    costs as measured (``seconds_per_epoch``, ``params``)."""
+    values = [metrics.get(task.best_key, math.nan)]
+    best = int(metrics.get("best_epoch", 0))
+    for objective in task.objectives[1:]:
+        if objective.name in COSTS:
+            values.append(metrics.get(objective.name, math.nan))
+            continue
+        value = rows[best].get(objective.name, math.nan) if best < len(rows) else math.nan
+        metrics[f"{objective.name}_at_best_epoch"] = value
+        values.append(value)
+    return tuple(values)
 
 
 def _chance_detector(diag: DictConfig, num_classes: int) -> ChanceDetector:

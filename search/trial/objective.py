@@ -26,6 +26,7 @@ from search.config.compose import as_dict, resolved_copy
 from search.config.space import ParamSpec, apply_params, sample_params
 from search.config.task import Task, task_of
 from search.data.splits import Splits
+from search.study.front import dominated
 from search.study.names import Attr, Role, Tag
 from search.study.outcome import Outcome, outcome_of
 from search.tracking.models import KeptModel
@@ -59,10 +60,11 @@ def make_objective(
     splits: Splits,
     tracker: StudyTracker,
     revision: int = 0,
-) -> Callable[[optuna.Trial], float]:
-    """The objective of the study's ``revision`` (``search.study.revisions``)."""
+) -> Callable[[optuna.Trial], float | tuple[float, ...]]:
+    """The objective of the study's ``revision`` (``search.study.revisions``): the value
+    of a trial, or its values on the study's objectives when it has several."""
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.Trial) -> float | tuple[float, ...]:
         trial.set_user_attr(Attr.REVISION, revision)
         with released_graphs():  # the trial's TensorFlow graphs go when it ends
             return _run_trial(trial, cfg, specs, splits, tracker, revision)
@@ -77,8 +79,9 @@ def _run_trial(
     splits: Splits,
     tracker: StudyTracker,
     revision: int,
-) -> float:
+) -> float | tuple[float, ...]:
     config, sampled = trial_config(cfg, trial, specs)
+    task = task_of(cfg)
     auto_lr = str(config.optimizer.learning_rate) == "auto"
     warm = trial.user_attrs.get(Attr.WARM_START)  # an enqueued trial's source
     run = tracker.start_trial(
@@ -90,7 +93,8 @@ def _run_trial(
         extra={Tag.WARM_START: str(warm)} if warm else None,
     )
     recorder = EpochRecorder(sink=run.log_epoch)
-    pruning = PruningCallback(trial, str(cfg.metric), int(cfg.train.epochs))
+    # Optuna neither takes reports nor prunes in a multi-objective study
+    pruning = [] if task.multi else [PruningCallback(trial, task.monitor, int(cfg.train.epochs))]
     try:  # from here on, whatever happens closes the run
         if run.run_id:  # empty while the MLflow store is unreachable (sync back-fills)
             trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
@@ -101,11 +105,11 @@ def _run_trial(
                 config = _find_lr(config, splits, run, trial)
                 source = "lr_find"
             run.log_params({f"{LR_KEY}_source": source})
-            result = fit_config(config, splits, recorder, callbacks=[pruning])
+            result = fit_config(config, splits, recorder, callbacks=pruning)
     except BaseException as exc:
         outcome = outcome_of(exc)
-        if outcome.diagnosis:  # the pruning callback did not see the epoch that decided it
-            _report_last_epoch(trial, recorder, task_of(cfg))
+        if outcome.diagnosis and pruning:  # the callback did not see the epoch that decided it
+            _report_last_epoch(trial, recorder, task)
         try:
             _end(trial, run, outcome, recorder, config)
         except Exception as close_error:  # never hide how the trial ended
@@ -113,7 +117,7 @@ def _run_trial(
         raise
     kept = _kept(trial, config, splits, result, sampled)
     _end(trial, run, outcome_of(None), recorder, config, result=result, kept=kept)
-    return result.value
+    return result.values if task.multi else result.value
 
 
 def _kept(
@@ -124,12 +128,15 @@ def _kept(
     sampled: dict[str, Any],
 ) -> KeptModel | None:
     """The trial's model to keep in MLflow (``tracking.log_models``): ``all`` keeps every
-    completed trial's, ``best`` one that beats every completed trial so far; a model that
-    becomes the study's best is registered (version of the model named after the study)."""
+    completed trial's, ``best`` one that beats every completed trial so far (of several
+    objectives: one no completed trial dominates, a new member of the Pareto front); a model
+    that becomes the study's best on the first objective is registered (version of the
+    model named after the study)."""
     mode = str(config.tracking.log_models)
     task = task_of(config)
     best = _best_so_far(trial, result.value, task.maximize)
-    if result.model is None or mode == "none" or (mode == "best" and not best):
+    front = best or (task.multi and _on_front(trial, result.values, task))
+    if result.model is None or mode == "none" or (mode == "best" and not front):
         return None
     tags = {Tag.STUDY: str(config.study_name), Tag.TRIAL: str(trial.number), Tag.ROLE: Role.TRIAL}
     return KeptModel(
@@ -152,10 +159,22 @@ def _best_so_far(trial: optuna.Trial, value: float, maximize: bool) -> bool:
     if study is None:
         return True
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    values = [float(t.value) for t in done if t.value is not None]
+    values = [float(t.values[0]) for t in done if t.values]
     if not values:
         return True
     return value > max(values) if maximize else value < min(values)
+
+
+def _on_front(trial: optuna.Trial, values: tuple[float, ...], task: Task) -> bool:
+    """No completed trial of the study dominates ``values``."""
+    if not all(math.isfinite(v) for v in values):
+        return False
+    study = getattr(trial, "study", None)
+    if study is None:
+        return True
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    others = [t.values for t in done if t.values is not None]
+    return not dominated(values, others, [o.maximize for o in task.objectives])
 
 
 def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Trial) -> DictConfig:
@@ -191,6 +210,11 @@ def _report_last_epoch(trial: optuna.Trial, recorder: EpochRecorder, task: Task)
             trial.report(value, step=int(row["epoch"]))
 
 
+def _finite(value: float | None) -> float | None:
+    """A figure as JSON stores it: NaN and inf as null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _rss_mb() -> float:
     """Resident memory of this worker process, MiB."""
     return float(psutil.Process().memory_info().rss) / 2**20
@@ -214,7 +238,10 @@ def _end(
     else:
         metrics = summarize_epochs(recorder.rows, task.monitor, maximize=task.maximize)
     metrics = {**metrics, "worker_rss_mb": _rss_mb()}  # a leak shows as a rising line
-    for key, value in {Attr.METRICS: metrics, **outcome.user_attrs()}.items():
+    attrs = {Attr.METRICS: metrics, **outcome.user_attrs()}
+    if task.multi:  # Optuna takes no reports: the curve the plots and report draw
+        attrs[Attr.CURVE] = [_finite(row.get(task.monitor)) for row in recorder.rows]
+    for key, value in attrs.items():
         trial.set_user_attr(key, value)
     with tempfile.TemporaryDirectory(prefix="search-trial-") as tmp:
         out = Path(tmp)
@@ -223,7 +250,7 @@ def _end(
             table.to_csv(out / f"{name}.csv", index=False)
         if recorder.rows:
             title = f"{config.study_name} trial {trial.number} ({outcome.state.name})"
-            save_history(recorder.rows, out, title=title, metric=str(config.metric))
+            save_history(recorder.rows, out, title=title, metric=task.monitor)
         model_id = run.finish(outcome, metrics=metrics, artifacts_dir=out, kept=kept)
     if model_id:
         trial.set_user_attr(Attr.MODEL_ID, model_id)
