@@ -51,11 +51,14 @@ def test_metric_and_direction_name_the_objectives(
 @pytest.mark.parametrize(
     ("metric", "direction", "said"),
     [
-        (["val_accuracy", "params"], "maximize", "metric names 2 objectives but direction 1"),
+        (["val_accuracy", "params"], "maximize", "direction 1 objective; give one direction per"),
+        (["val_accuracy", "seconds_per_epoch"], "maximize", "direction=[maximize,minimize]"),
         (["val_accuracy"], ["maximize", "minimize"], "but direction 2 objectives"),
         (["params", "val_accuracy"], ["minimize", "maximize"], "must be a validation figure"),
-        (["val_accuracy", "params"], ["maximize", "maximize"], "params is a cost"),
+        (["val_accuracy", "params"], ["maximize", "maximize"], "direction=[maximize,minimize]"),
         (["val_accuracy", "flops"], ["maximize", "minimize"], "flops is neither a validation"),
+        (["val_accuracy", "param"], ["maximize", "minimize"], "did you mean params?"),
+        (["val_accuracy", "val_loss"], ["maximize", "maximize"], "direction=[maximize,minimize]"),
         (["val_accuracy", "val_accuracy"], ["maximize", "maximize"], "listed twice"),
         (["val_accuracy", "params"], ["maximize", "smaller"], "direction must be maximize or"),
         ([], [], "metric must be a name or a list of names"),

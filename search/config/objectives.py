@@ -11,6 +11,7 @@ others are validation figures at that best epoch, or costs the harness measures:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +23,27 @@ from search.cli.errors import HarnessError
 __all__ = ["COSTS", "Objective", "objectives_of", "values_text"]
 
 COSTS = ("seconds_per_epoch", "params")  # measured by the harness; lower is better
+# figures whose better side is known: a direction against it is a mistake
+_LOWER_IS_BETTER = (
+    "loss",
+    "mae",
+    "mse",
+    "mape",
+    "msle",
+    "rmse",
+    "root_mean_squared_error",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "log_cosh",
+    "logcosh",
+    "poisson",
+    "kl_divergence",
+    "hinge",
+    "squared_hinge",
+)
+_HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1_score", "r2_score")
 
 
 @dataclass(frozen=True)
@@ -50,10 +72,11 @@ def objectives_of(metric: object, direction: object) -> tuple[Objective, ...]:
     names = _listed("metric", metric)
     directions = _listed("direction", direction)
     if len(names) != len(directions):
+        guess = ",".join(_better(name) or "maximize" for name in names)
         raise HarnessError(
             f"metric names {_count(len(names))} but direction {_count(len(directions))}; give "
-            f"one direction per metric: direction=[{','.join(['maximize'] * len(names))}] "
-            "(minimize for losses, errors and costs)"
+            f"one direction per metric: direction=[{guess}] (minimize for losses, errors and "
+            "costs)"
         )
     if len(set(names)) < len(names):
         twice = next(n for n in names if names.count(n) > 1)
@@ -62,30 +85,56 @@ def objectives_of(metric: object, direction: object) -> tuple[Objective, ...]:
         if word not in ("maximize", "minimize"):
             raise HarnessError(f"direction must be maximize or minimize, got {word}")
     first = names[0]
-    if not first.startswith("val_") or first == "val_":
-        fix = f"val_{first.removeprefix('val_') or 'loss'}"
-        if first in COSTS:
-            raise HarnessError(
-                f"metric: the first objective drives early stopping and the best epoch, so it "
-                f"must be a validation figure (val_<name>), not {first}: "
-                f"metric=[val_accuracy,{first}] direction=[maximize,minimize]"
-            )
+    if first in COSTS:
         raise HarnessError(
-            f"metric={first} is not a validation figure; Keras logs each metric on the "
-            f"validation set as val_<name>: use metric={fix}"
+            f"metric: the first objective drives early stopping and the best epoch, so it "
+            f"must be a validation figure (val_<name>), not {first}: "
+            f"metric=[val_accuracy,{first}] direction=[maximize,minimize]"
         )
-    for name, word in zip(names[1:], directions[1:], strict=True):
-        if name in COSTS:
-            if word != "minimize":
-                raise HarnessError(
-                    f"metric {name} is a cost (better when lower): its direction must be minimize"
-                )
-        elif not name.startswith("val_") or name == "val_":
+    several = len(names) > 1
+    for name, word in zip(names, directions, strict=True):
+        _check_name(name, several and name != first)
+        better = _better(name)
+        if better and better != word:
+            fixed = [_better(n) or d for n, d in zip(names, directions, strict=True)]
+            fix = f"[{','.join(fixed)}]" if several else better
+            side = "lower" if better == "minimize" else "higher"
+            other = "accuracy-like figures" if side == "lower" else "losses, errors and costs"
             raise HarnessError(
-                f"metric {name} is neither a validation figure (val_<name>) nor a cost the "
-                f"harness measures ({', '.join(COSTS)})"
+                f"metric={name} is better when {side}: add direction={fix} ({word} is for {other})"
             )
     return tuple(Objective(n, d == "maximize") for n, d in zip(names, directions, strict=True))
+
+
+def _check_name(name: str, cost_ok: bool) -> None:
+    """A validation figure (``val_<name>``), or a cost where one may stand."""
+    if name.startswith("val_") and name != "val_":
+        return
+    if cost_ok and name in COSTS:
+        return
+    if not cost_ok:
+        raise HarnessError(
+            f"metric={name} is not a validation figure; Keras logs each metric on the "
+            f"validation set as val_<name>: use metric=val_{name.removeprefix('val_') or 'loss'}"
+        )
+    close = difflib.get_close_matches(name, COSTS, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise HarnessError(
+        f"metric {name} is neither a validation figure (val_<name>) nor a cost the harness "
+        f"measures ({', '.join(COSTS)}){hint}"
+    )
+
+
+def _better(name: str) -> str:
+    """``maximize`` or ``minimize`` where the figure's better side is known, else ""."""
+    if name in COSTS:
+        return "minimize"
+    bare = name.removeprefix("val_")
+    if bare in _LOWER_IS_BETTER or bare.endswith(("_loss", "crossentropy", "_error")):
+        return "minimize"
+    if bare in _HIGHER_IS_BETTER or bare.endswith("_accuracy"):
+        return "maximize"
+    return ""
 
 
 def _listed(key: str, value: object) -> list[str]:

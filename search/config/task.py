@@ -28,27 +28,6 @@ CLASSIFICATION_LOSSES = (
     "binary_focal_crossentropy",
 )
 _ONE_HOT = ("categorical_crossentropy", "categorical_focal_crossentropy")
-# figures whose better side is known: a direction against it is a mistake
-_LOWER_IS_BETTER = (
-    "loss",
-    "mae",
-    "mse",
-    "mape",
-    "msle",
-    "rmse",
-    "root_mean_squared_error",
-    "mean_absolute_error",
-    "mean_squared_error",
-    "mean_absolute_percentage_error",
-    "mean_squared_logarithmic_error",
-    "log_cosh",
-    "logcosh",
-    "poisson",
-    "kl_divergence",
-    "hinge",
-    "squared_hinge",
-)
-_HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1_score", "r2_score")
 
 
 @dataclass(frozen=True)
@@ -109,9 +88,6 @@ def task_of(cfg: DictConfig) -> Task:
         )
     objectives = objectives_of(cfg.metric, cfg.direction)
     monitor, maximize = objectives[0].name, objectives[0].maximize
-    for objective in objectives:
-        if objective.name.startswith("val_"):
-            _check_direction(objective.name, objective.maximize)
     metrics = list(_listed(cfg.train.metrics, classification=loss in CLASSIFICATION_LOSSES))
     for objective in objectives:
         also = objective.name.removeprefix("val_")
@@ -143,19 +119,3 @@ def _listed(value: object, classification: bool) -> tuple[str, ...]:
             "not a crossentropy); use mae, mse or root_mean_squared_error"
         )
     return tuple(dict.fromkeys(str(item) for item in items))
-
-
-def _check_direction(monitor: str, maximize: bool) -> None:
-    name = monitor.removeprefix("val_")
-    lower = name in _LOWER_IS_BETTER or name.endswith(("_loss", "crossentropy", "_error"))
-    higher = name in _HIGHER_IS_BETTER or name.endswith("_accuracy")
-    if lower and maximize:
-        raise HarnessError(
-            f"metric={monitor} is better when lower: add direction=minimize "
-            "(direction=maximize is for accuracy-like figures)"
-        )
-    if higher and not maximize:
-        raise HarnessError(
-            f"metric={monitor} is better when higher: add direction=maximize "
-            "(direction=minimize is for losses and errors)"
-        )
