@@ -18,6 +18,7 @@ import time
 import hydra
 import optuna
 from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
 
 from search import config, data, study, tracking, trial
 from search.cli import (
@@ -74,9 +75,12 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     if warm:
         added = study.enqueue_warm_start(optuna_study, warm, str(cfg.warm_start))
         held_already = f" ({len(warm) - added} in the study already)" if added < len(warm) else ""
+        waiting = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        left = int(cfg.n_trials) - done
+        later = f"; {waiting - left} wait for a larger n_trials" if waiting > left else ""
         log.info(
             f"warm start: {added} of {len(warm)} configuration{'s' if len(warm) != 1 else ''} "
-            f"from {cfg.warm_start} enqueued{held_already}"
+            f"from {cfg.warm_start} enqueued{held_already}{later}"
         )
     log.info(
         f"running {_trials(int(cfg.n_trials) - done, 'more')} ({done} finished before)"

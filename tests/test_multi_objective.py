@@ -129,6 +129,10 @@ def test_the_progress_line_gives_the_values_and_the_front(caplog: pytest.LogCapt
     with caplog.at_level(logging.INFO, logger="test-progress-multi"):
         ProgressLine(logger)(study, study.trials[2])
     assert "values=0.9000, 0.5000" in caplog.text and "front=2 trials" in caplog.text
+    counted = _study([(0.9, 205434.0)])  # a parameter count prints as a whole number
+    with caplog.at_level(logging.INFO, logger="test-progress-multi"):
+        ProgressLine(logger)(counted, counted.trials[0])
+    assert "values=0.9000, 205434 " in caplog.text
 
 
 @pytest.fixture(scope="module")

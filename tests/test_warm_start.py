@@ -89,6 +89,26 @@ def test_a_study_gives_its_top_k_trials_that_fit() -> None:
     assert sets == [fits[1], fits[2]]  # 0.9 and 0.7: the best two that fit
     with pytest.raises(HarnessError, match="neither a file nor a study .*studies there: old"):
         warm_sets("olb", storage, parse_space(SPACE), 2)
+    narrow = parse_space({"optimizer": SPACE["optimizer"]})  # batch_norm not searched here
+    with pytest.raises(HarnessError) as caught:
+        warm_sets("old", storage, narrow, 2)
+    said = str(caught.value)
+    assert "no complete trial whose parameters fit this study's space (5 complete: its " in said
+    assert "best, trial 3, sets optimizer.learning_rate=0.5, outside" in said  # why, in one line
+
+
+def test_sets_beyond_n_trials_are_said_to_wait(workdir: Path) -> None:
+    (workdir / "warm.yaml").write_text(
+        "- {optimizer.learning_rate: 0.005}\n- {optimizer.learning_rate: 0.002}\n"
+    )
+    args = ["study=deep_dnn", "warm_start=warm.yaml", "n_trials=1", *tiny(workdir / "mlruns")]
+    done = run_cli("search.run", *args, cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert "2 of 2 configurations from warm.yaml enqueued; 1 wait for a larger n_trials" in (
+        done.stdout
+    )
+    states = [t.state.name for t in study_in(workdir).trials]
+    assert states[0] in ("COMPLETE", "PRUNED") and states[1] == "WAITING"
 
 
 def test_run_starts_with_the_enqueued_sets_tags_them_and_does_not_repeat_them(

@@ -154,4 +154,11 @@ def _count(n: int) -> str:
 
 def values_text(values: Sequence[float]) -> str:
     """``0.9123, 0.0431``: a trial's values as the progress line and summary print them."""
-    return ", ".join(f"{v:.4g}" if abs(v) >= 1e4 else f"{v:.4f}" for v in values)
+    return ", ".join(_number(float(v)) for v in values)
+
+
+def _number(value: float) -> str:
+    """``0.9123``; a count as a whole number (``205434``); large figures in 4 digits."""
+    if value.is_integer() and abs(value) >= 1:
+        return str(int(value))
+    return f"{value:.4g}" if abs(value) >= 1e4 else f"{value:.4f}"

@@ -102,20 +102,28 @@ def _searched_values(config: DictConfig, specs: Sequence[ParamSpec]) -> dict[str
 
 
 def _checked(params: dict[str, Any], specs: Sequence[ParamSpec], source: str) -> dict[str, Any]:
+    misfit = _misfit(params, specs, source)
+    if misfit:
+        raise HarnessError(f"warm_start: {misfit}")
+    return params
+
+
+def _misfit(params: Mapping[str, Any], specs: Sequence[ParamSpec], source: str) -> str:
+    """Why ``params`` do not fit this study's space, or ""."""
     by_name = {spec.name: spec for spec in specs}
     for name, value in params.items():
         spec = by_name.get(name)
         if spec is None:
-            raise HarnessError(
-                f"warm_start: {source} sets {name}, which this study does not search "
+            return (
+                f"{source} sets {name}, which this study does not search "
                 f"(it searches {', '.join(by_name)})"
             )
         if not _fits(spec, value):
-            raise HarnessError(
-                f"warm_start: {source} sets {name}={value!r}, outside space.{name} "
+            return (
+                f"{source} sets {name}={value!r}, outside space.{name} "
                 f"({_described(spec.distribution)}); widen the space or drop that set"
             )
-    return params
+    return ""
 
 
 def _fits(spec: ParamSpec, value: Any) -> bool:
@@ -165,16 +173,13 @@ def _from_study(
     front = set(pareto_numbers(other))  # of several objectives: the front first
     sign = -1.0 if maximizes(other) else 1.0
     ranked = sorted(complete, key=lambda t: (t.number not in front, sign * t.values[0], t.number))
-    by_name = {spec.name: spec for spec in specs}
-    fitting = [
-        dict(t.params)
-        for t in ranked
-        if all(key in by_name and _fits(by_name[key], v) for key, v in t.params.items())
-    ]
+    fitting = [dict(t.params) for t in ranked if not _misfit(t.params, specs, "")]
     if not fitting:
+        best = f"its best, trial {ranked[0].number}," if ranked else ""
+        why = f": {_misfit(ranked[0].params, specs, best)}" if ranked else ""
         raise HarnessError(
             f"warm_start: study {name} has no complete trial whose parameters fit this "
-            f"study's space ({len(complete)} complete)"
+            f"study's space ({len(complete)} complete{why})"
         )
     return fitting[:k]
 
