@@ -126,3 +126,21 @@ def test_model_cost_benchmark_prints_its_table(tmp_path: Path) -> None:
     assert row["stored_bytes"] >= row["keras_bytes"] and row["seconds"] > 0
     mib = row["keras_bytes"] / 2**20
     assert f"| dense 20x100 | 500,210 | {mib:.1f} MiB |" in result.stdout
+
+
+@pytest.mark.slow
+def test_fit_speed_benchmark_prints_its_table(tmp_path: Path) -> None:
+    out = tmp_path / "fit_speed.csv"
+    result = _quick(REPO / "benchmarks" / "fit_speed.py", "--out", str(out))
+    frame = pd.read_csv(out)
+    assert list(frame["setting"]) == ["spe 1", "spe 32 + jit"]  # --quick: two settings, once
+    # 20x100 net on 32x32x3: 3072*100 + 19*100*100 + 100*10 kernel weights, 6 FLOP each
+    assert frame["epoch_gflop"].tolist() == pytest.approx([6 * 498_200 * 2_000 / 1e9] * 2)
+    floor = frame["epoch_gflop"] / frame["matmul_gflops"]
+    assert frame["floor_s"].tolist() == pytest.approx(floor.tolist())
+    for row in frame.itertuples():  # the printed rows are the CSV's figures
+        trial = row.first_epoch_s + 9 * row.steady_s
+        assert (
+            f"| cifar-sized | {row.setting} | {row.first_epoch_s:.2f} | {row.steady_s:.3f} | "
+            f"{row.floor_s:.3f} | {row.steady_s / row.floor_s:.1f}x | {trial:.2f} |"
+        ) in result.stdout

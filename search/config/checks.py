@@ -122,6 +122,7 @@ _WHOLE = {
     "train.batch_size": 1,
     "train.patience": 0,
     "train.verbose": 0,
+    "train.steps_per_execution": 1,
     "max_failures": 1,
     "workers": 1,
     "heartbeat_interval": 1,
@@ -131,7 +132,7 @@ _WHOLE = {
     "evaluate.ece_bins": 1,
     "evaluate.mc_dropout_samples": 0,
 }
-_FLAGS = ("accept_changes",)  # true or false
+_FLAGS = ("accept_changes", "train.jit_compile")  # true or false
 # number keys: (least value, whether the least value itself is allowed, largest or None)
 _NUMBERS: dict[str, tuple[float, bool, float | None]] = {
     "diagnostics.chance_accuracy_margin": (0.0, True, None),

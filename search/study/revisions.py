@@ -56,6 +56,8 @@ NOT_COMPARED = (
     "warm_start_k",
     "source",
     "train.verbose",
+    "train.steps_per_execution",
+    "train.jit_compile",
     "search_path",
 )
 _COPIES = ("cifar10", "keras")  # sets whose dataset.path is a local copy, not the data

@@ -64,6 +64,8 @@ def build_compiled(cfg: DictConfig, splits: Splits) -> keras.Model:
         ),
         loss=loss,
         metrics=metrics,
+        steps_per_execution=int(cfg.train.steps_per_execution),
+        jit_compile=bool(cfg.train.jit_compile),
     )
     return model
 
