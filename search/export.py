@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from search.cli import HarnessError, entry, guarded
 from search.cli.errors import first_line
 from search.config import check_same_source, check_study_name, unimportable
+from search.config.objectives import values_text
 from search.study import (
     Attr,
     best_trial,
@@ -51,8 +52,9 @@ def export_study(cfg: DictConfig) -> tuple[Path, Path]:
     config = trial_export(chosen, study.study_name, str(cfg.storage), names)
     out = Path(str(cfg.out))
     written, trials_csv = out / f"{stem}.yaml", out / "trials.csv"
-    if not cfg.overwrite:
-        check_same_source(written, config["source"])
+    if not cfg.overwrite:  # the folder's best.yaml says whose export the folder holds
+        for path in dict.fromkeys((out / "best.yaml", written)):
+            check_same_source(path, config["source"])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -60,7 +62,7 @@ def export_study(cfg: DictConfig) -> tuple[Path, Path]:
     OmegaConf.save(OmegaConf.create(config), written)
     trials_frame(study).to_csv(trials_csv, index=False)
     which = "trial" if picked else "best trial"
-    log.info(f"{which} {chosen.number}: {_scored(chosen, names)}, params {chosen.params}")
+    log.info(f"{which} {chosen.number}: {_scored(chosen, names)}; searched {chosen.params}")
     log.info(f"wrote {written} and {trials_csv} ({len(study.trials)} trials)")
     _write_model(chosen, cfg, out / f"{stem}.keras")
     if is_multi(study) and not picked:
@@ -98,7 +100,7 @@ def _scored(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
     labels = (
         list(names) if len(names) == len(values) else [f"value {i}" for i, _ in enumerate(values)]
     )
-    return ", ".join(f"{name} {value:.4f}" for name, value in zip(labels, values, strict=True))
+    return ", ".join(f"{name} {values_text([v])}" for name, v in zip(labels, values, strict=True))
 
 
 def _write_front(study: optuna.Study, cfg: DictConfig, folder: Path, names: Sequence[str]) -> None:
@@ -114,9 +116,11 @@ def _write_front(study: optuna.Study, cfg: DictConfig, folder: Path, names: Sequ
         OmegaConf.save(OmegaConf.create(config), folder / f"trial_{number}.yaml")
         _write_model(trial, cfg, folder / f"trial_{number}.keras", quiet=True)
         log.info(f"  front: trial {number}: {_scored(trial, names)}")
+    models = len(list(folder.glob("trial_*.keras")))
     log.info(
         f"wrote {folder}/trial_<N>.yaml for the {len(front)} trial"
-        f"{'s' if len(front) != 1 else ''} on the Pareto front"
+        f"{'s' if len(front) != 1 else ''} on the Pareto front, and .keras for {models} "
+        f"(a trial keeps its model when it joins the front, unless tracking.log_models=none)"
     )
 
 
@@ -131,8 +135,9 @@ def _write_model(
             return
         log.info(
             f"no {dest.name}: trial {best.number} kept no model (tracking.log_models=best keeps "
-            "the models of trials that were the best when they ended, none keeps none, and "
-            "studies from before models were kept have none); re-train it to get one"
+            "the models of trials that were the best when they ended or joined the front, none "
+            "keeps none, and studies from before models were kept have none); re-train it to "
+            "get one"
         )
         return
     try:

@@ -45,9 +45,6 @@ def run_study(cfg: DictConfig) -> optuna.Study:
             f"instead, or stop searching it with ~space.{key}"
         )
     study.check_sampling(cfg, specs)
-    off = study.pruning_off(cfg)
-    if off:
-        log.info(f"note: {off}")
     splits = data.splits_of(cfg)
     trial.preflight(cfg, splits, specs)
     off = config.task_of(cfg).chance_off()
@@ -72,6 +69,9 @@ def run_study(cfg: DictConfig) -> optuna.Study:
             log.info("the study's summary in MLflow is missing (an interrupted run?): writing it")
             _finish(optuna_study, tracker, cfg, started=time.perf_counter())
         return optuna_study
+    off = study.pruning_off(cfg)  # said once the run is going to train
+    if off:
+        log.info(f"note: {off}")
     if warm:
         added = study.enqueue_warm_start(optuna_study, warm, str(cfg.warm_start))
         held_already = f" ({len(warm) - added} in the study already)" if added < len(warm) else ""

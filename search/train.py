@@ -28,6 +28,7 @@ from search.config import (
     task_of,
     with_defaults,
 )
+from search.config.objectives import values_text
 from search.data import Splits, splits_of
 from search.study import Diagnosed, Role, Tag, outcome_of
 from search.tracking import KeptModel, StudyTracker
@@ -92,8 +93,8 @@ def _compared(task: Task, result: FitResult, source: dict[str, Any]) -> str:
     said = []
     for objective, value in zip(task.objectives, result.values, strict=True):
         had = before.get(objective.name)
-        was = f" (the trial had {had:.4f})" if isinstance(had, float) else ""
-        said.append(f"{objective.name} {value:.4f}{was}")
+        was = f" (the trial had {values_text([had])})" if isinstance(had, float) else ""
+        said.append(f"{objective.name} {values_text([value])}{was}")
     return ", ".join(said)
 
 

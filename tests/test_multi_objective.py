@@ -17,10 +17,19 @@ from optuna.trial import TrialState, create_trial
 from search.cli import HarnessError
 from search.config import parse_space
 from search.config.objectives import Objective, objectives_of
-from search.study import ProgressLine, best_trial, dominated, pareto_numbers, warm_sets
+from search.study import (
+    ProgressLine,
+    best_trial,
+    dominated,
+    measured,
+    pareto_numbers,
+    warm_sets,
+)
 from search.study.names import Attr
-from search.tracking import ALIAS
-from tests.conftest import client_in, journal_path, run_cli, study_in, tiny
+from search.study.revisions import latest_revision
+from search.study.samplers import PRUNERS
+from search.tracking import ALIAS, optuna_figures
+from tests.conftest import client_in, compose, journal_path, run_cli, study_in, tiny
 
 MULTI = ["metric=[val_accuracy,seconds_per_epoch]", "direction=[maximize,minimize]"]
 
@@ -79,6 +88,11 @@ def test_objectives_that_do_not_go_together_are_one_line(
         (["sampler=cmaes", *MULTI], "sampler=cmaes optimizes one objective"),
         (["metric=[val_accuracy,val_loss]", "direction=[maximize,maximize]"], "val_loss is better"),
         (["metric=[val_accuracy,params]", "direction=minimize"], "give one direction per metric"),
+        (  # a later check: the note on pruning is not printed before it
+            ["metric=[val_acuracy,params]", "direction=[maximize,minimize]"],
+            "metric: 'acuracy' is not a Keras metric; did you mean accuracy?",
+        ),
+        (["metric=[val_accuracy,val_mae]", "direction=[maximize,minimize]"], "each metric fits"),
     ],
 )
 def test_a_bad_multi_objective_run_creates_nothing(
@@ -88,11 +102,13 @@ def test_a_bad_multi_objective_run_creates_nothing(
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: ") and said in line, line
+    assert "Optuna cannot prune" not in done.stdout
     assert not journal_path(workdir).exists()
     assert not (workdir / "mlruns" / "mlflow.db").exists()
 
 
-def _study(values: list[tuple[float, float] | None]) -> optuna.Study:
+def _study(values: list[tuple[float, float] | None], revised_from: int = 99) -> optuna.Study:
+    """Trials of (accuracy, seconds); those from ``revised_from`` on of revision 1."""
     study = optuna.create_study(directions=["maximize", "minimize"])
     for number, pair in enumerate(values):
         study.add_trial(
@@ -101,6 +117,7 @@ def _study(values: list[tuple[float, float] | None]) -> optuna.Study:
                 values=list(pair) if pair else None,
                 params={"x": float(number)},
                 distributions={"x": FloatDistribution(0.0, 10.0)},
+                user_attrs={Attr.REVISION: int(number >= revised_from)},
             )
         )
     return study
@@ -266,3 +283,33 @@ def test_params_as_an_objective_is_the_models_parameter_count(workdir: Path) -> 
         if not dominated(t.values, [u.values for u in study.trials if u is not t], maximize)
     ]
     assert pareto_numbers(study) == undominated
+
+
+def test_what_a_study_measures_counts_one_objective_once_and_no_pruner_of_several() -> None:
+    one = measured(compose("study=deep_dnn"))
+    assert (
+        measured(compose("study=deep_dnn", "metric=[val_accuracy]", "direction=[maximize]")) == one
+    )
+    several = [measured(compose("study=deep_dnn", *MULTI, f"pruner={p}")) for p in PRUNERS]
+    assert all(m == several[0] for m in several) and several[0] != one
+    assert not any(key.startswith("pruner.") for key in several[0])
+
+
+def test_the_parent_runs_front_is_the_whole_studys_across_revisions(tmp_path: Path) -> None:
+    study = _study([(0.5, 0.4), (0.6, 0.3), (0.9, 0.5), (0.8, 0.2)], revised_from=2)
+    view, revision = latest_revision(study)
+    assert revision == 1 and len(view.trials) == 2
+    drawn = {name: make() for name, make, _ in optuna_figures(view, front=study)}
+    points = sum(len(trace.x) for trace in drawn["pareto_front"].data if trace.x is not None)
+    assert points == 4  # every trial, as pareto_trials and search.pareto have them
+
+
+def test_export_of_a_trial_into_another_studys_folder_is_refused(front_dir: Path) -> None:
+    out = front_dir / "other"
+    out.mkdir()
+    (out / "best.yaml").write_text("source: {study_name: other, storage: /elsewhere.journal}\n")
+    (out / "trials.csv").write_text("theirs\n")
+    args = ["study=deep_dnn", *tiny(front_dir / "mlruns"), *MULTI, f"out={out}"]
+    done = run_cli("search.export", *args, "trial=0", cwd=front_dir)
+    assert done.returncode == 2 and "holds an export of study other" in done.stderr
+    assert (out / "trials.csv").read_text() == "theirs\n" and not (out / "trial_0.yaml").exists()

@@ -215,7 +215,8 @@ def test_a_study_from_before_revisions_is_compared_with_its_first_trial(
         ),
         (  # one objective to two: another study, not a revision
             "metric=[val_accuracy,params] direction=[maximize,minimize]",
-            "metric: val_accuracy -> ['val_accuracy', 'params']",
+            "metric: val_accuracy -> [val_accuracy,params]); continue it with "
+            "metric=val_accuracy direction=maximize, or start",
         ),
     ],
 )

@@ -96,7 +96,12 @@ def measured(cfg: DictConfig, contents: str | None = None) -> dict[str, Any]:
 def _comparable(flat: dict[str, Any]) -> dict[str, Any]:
     """``flat`` less the base values of keys searched in every trial (the sampler's value
     replaces them: ``optimizer.learning_rate=0.01`` changes nothing); a key searched only
-    under a ``when`` keeps its value (the other trials use it)."""
+    under a ``when`` keeps its value (the other trials use it). One objective given as a
+    list of one is that objective; a study of several has no pruner (Optuna cannot prune
+    one), so its ``pruner`` keys say nothing."""
+    flat = {k: v[0] if k in _FIXED and _listed(v) and len(v) == 1 else v for k, v in flat.items()}
+    if _listed(flat.get("metric")) and len(flat["metric"]) > 1:
+        flat = {k: v for k, v in flat.items() if not k.startswith("pruner.")}
     searched = {
         key.removeprefix("space.").removesuffix(".type")
         for key in flat
@@ -118,8 +123,17 @@ def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
         old, new = before.get(key, "(none)"), now.get(key, "(none)")
         if old != new:
             said = " (the data changed)" if key == CONTENTS else ""
-            out.append(f"{key}: {old} -> {new}{said}")
+            out.append(f"{key}: {_shown(old)} -> {_shown(new)}{said}")
     return sorted(out, key=lambda line: line.startswith("space."))
+
+
+def _listed(value: Any) -> bool:
+    return isinstance(value, list | tuple)
+
+
+def _shown(value: Any) -> str:
+    """A value as the command line writes it: ``[val_accuracy,params]``."""
+    return f"[{','.join(str(v) for v in value)}]" if _listed(value) else str(value)
 
 
 def _unchanged(key: str, before: dict[str, Any], now: dict[str, Any]) -> bool:
@@ -193,9 +207,10 @@ def settle_revision(
     fixed = [line for line in diff if line.split(":", 1)[0] in _FIXED]
     if fixed:
         said = "; ".join(fixed)
+        made = " ".join(f"{k}={_shown(revisions[-1].get(k))}" for k in _FIXED)
         raise HarnessError(
             f"study {study.study_name} was made to optimize another objective ({said}); "
-            f"start a new study: study_name={study.study_name}_v2"
+            f"continue it with {made}, or start a new study: study_name={study.study_name}_v2"
         )
     if not accept:
         shown = "; ".join(diff[:_SHOWN])

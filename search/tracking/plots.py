@@ -49,7 +49,7 @@ def write_study_plots(
     drawn, revision = latest_revision(study)
     made: list[Path] = []
     html_parts: list[str] = []
-    for name, plotly_fig, mpl_fig in optuna_figures(drawn):
+    for name, plotly_fig, mpl_fig in optuna_figures(drawn, front=study):
         with _quiet():
             try:
                 figure = plotly_fig()
@@ -78,21 +78,23 @@ def write_study_plots(
 
 
 def optuna_figures(
-    study: optuna.Study,
+    study: optuna.Study, front: optuna.Study | None = None
 ) -> Iterator[tuple[str, Callable[[], Any], Callable[[], Any]]]:
     """(name, plotly figure, matplotlib axes) makers of Optuna's plots for this study. Of a
-    multi-objective study: the Pareto front (2 or 3 objectives), the importances for each
-    objective, and the other plots for the first objective."""
+    multi-objective study: the Pareto front (2 or 3 objectives) of ``front`` (the whole
+    study, as its tags and export have it; ``study`` may be one revision of it), the
+    importances for each objective, and the other plots for the first objective."""
     vis, mpl = optuna.visualization, optuna.visualization.matplotlib
     on: dict[str, Any] = {}  # one objective: Optuna's own value
+    whole = front or study
     if is_multi(study):
         names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
         on = {"target": first_target, "target_name": names[0]}
         if len(study.directions) <= 3:
             yield (
                 "pareto_front",
-                lambda: vis.plot_pareto_front(study),
-                lambda: mpl.plot_pareto_front(study),
+                lambda: vis.plot_pareto_front(whole),
+                lambda: mpl.plot_pareto_front(whole),
             )
     yield (
         "optimization_history",

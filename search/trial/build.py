@@ -11,6 +11,7 @@ models are kept).
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import tempfile
@@ -172,14 +173,20 @@ def _check_names(task: Task) -> None:
             f"train.loss: {task.loss!r} is not a Keras loss; use one like "
             "sparse_categorical_crossentropy, mse, mae or huber"
         ) from None
+    objectives = {objective.name for objective in task.objectives} | {task.monitor}
     for name in task.metrics:
         try:
             keras.metrics.get(name)
         except (ValueError, TypeError):
-            where = "metric" if f"val_{name}" == task.monitor else "train.metrics"
+            where = "metric" if f"val_{name}" in objectives else "train.metrics"
+            known = ["accuracy", "auc", "precision", "recall", "mae", "mse", "rmse"] + [
+                n for n in dir(keras.metrics) if n.islower() and not n.startswith("_")
+            ]
+            close = difflib.get_close_matches(name, known, n=1)
+            fix = "use one like accuracy, auc, mae, mse or root_mean_squared_error"
             raise HarnessError(
-                f"{where}: {name!r} is not a Keras metric; use one like accuracy, auc, mae, "
-                "mse or root_mean_squared_error"
+                f"{where}: {name!r} is not a Keras metric; "
+                + (f"did you mean {close[0]}?" if close else fix)
             ) from None
 
 
@@ -197,12 +204,14 @@ def _check_logged(model: keras.Model, task: Task, splits: Splits) -> None:
             f"check the builder's output (shape {tuple(model.output_shape)}) against the "
             f"labels (shape {y.shape[1:]}, {y.dtype}) and that each metric fits them"
         ) from None
-    name = task.monitor.removeprefix("val_")
-    if name not in logged:
-        raise HarnessError(
-            f"metric={task.monitor}: the model logs {', '.join(f'val_{k}' for k in logged)}; "
-            f"add {name} to train.metrics or pick one of those"
-        )
+    wanted = [o.name for o in task.objectives if o.name.startswith("val_")] or [task.monitor]
+    for monitor in wanted:
+        name = monitor.removeprefix("val_")
+        if name not in logged:
+            raise HarnessError(
+                f"metric={monitor}: the model logs {', '.join(f'val_{k}' for k in logged)}; "
+                f"add {name} to train.metrics or pick one of those"
+            )
     if not all(np.isfinite(float(v)) for v in logged.values()):
         bad = next(k for k, v in logged.items() if not np.isfinite(float(v)))
         raise HarnessError(
