@@ -123,6 +123,7 @@ _WHOLE = {
     "train.patience": 0,
     "train.verbose": 0,
     "train.steps_per_execution": 1,
+    "train.traced_models": 0,
     "max_failures": 1,
     "workers": 1,
     "heartbeat_interval": 1,

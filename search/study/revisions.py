@@ -58,6 +58,7 @@ NOT_COMPARED = (
     "train.verbose",
     "train.steps_per_execution",
     "train.jit_compile",
+    "train.traced_models",
     "search_path",
 )
 _COPIES = ("cifar10", "keras")  # sets whose dataset.path is a local copy, not the data

@@ -2,8 +2,9 @@
 fit (``fit``) with the harness's callbacks (``callbacks``: epochs, the NaN guard), the
 diagnostics (``diagnostics``: stuck at chance, dead ReLUs, gradients), the test-set and MC
 Dropout figures (``evaluation``), the learning-rate range test (``lr_range``), the history
-artifacts (``history``), its graphs released (``graphs``), and its end recorded with
-``search.study.outcome``. ``worker`` runs the objective on the study's trial loop."""
+artifacts (``history``), its graphs released (``graphs``) or its compiled model kept for the
+next trial of its structure (``traces``), and its end recorded with ``search.study.outcome``.
+``worker`` runs the objective on the study's trial loop."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from search.trial.diagnostics import (
 )
 from search.trial.evaluation import evaluate_test_set
 from search.trial.history import summarize_epochs
+from search.trial.traces import TRACED
 
 __all__ = ["FitResult", "fit_config", "objective_values"]
 
@@ -62,6 +63,8 @@ def fit_config(
     keras.utils.set_random_seed(int(cfg.seed))
     task = task_of(cfg)
     model = build_compiled(cfg, splits)
+    reused = TRACED.reused
+    model = TRACED.take(model, int(cfg.train.traced_models))  # one of this structure, if kept
     diag = cfg.diagnostics
     early = keras.callbacks.EarlyStopping(
         monitor=task.monitor,
@@ -83,6 +86,7 @@ def fit_config(
     )
     metrics = summarize_epochs(recorder.rows, task.monitor, maximize=task.maximize)
     metrics["params"] = float(model.count_params())
+    metrics["reused_traces"] = float(TRACED.reused > reused)  # trained on graphs traced before
     tables: dict[str, pd.DataFrame] = {}
     if diag.enabled:
         grads_end = gradient_norms(model, x_probe, y_probe, loss_function(model))

@@ -23,6 +23,7 @@ from search.cli.errors import HarnessError
 from search.config.compose import resolved_copy
 from search.data.splits import Splits
 from search.trial.build import build_compiled
+from search.trial.traces import TRACED
 
 __all__ = [
     "LRFinding",
@@ -55,6 +56,7 @@ def find_learning_rate(cfg: DictConfig, splits: Splits) -> LRFinding:
     probe = resolved_copy(cfg)
     probe.optimizer.learning_rate = min_lr
     model = build_compiled(probe, splits)
+    model = TRACED.take(model, int(cfg.train.traced_models))  # the trial's fit reuses it
     batch_size = int(cfg.train.batch_size)
     curve = _range_test(
         model,
