@@ -164,3 +164,9 @@ def test_a_retrain_of_a_trial_that_reused_traces_reproduces_it(workdir: Path) ->
         [experiment.experiment_id], filter_string="tags.`search.role` = 'retrain'"
     )
     assert run.data.metrics["best_val_accuracy"] == study.trials[2].value
+    trial_run = study.trials[2].user_attrs["mlflow_run_id"]
+    curves = [
+        [m.value for m in client.get_metric_history(run_id, "val_loss")]
+        for run_id in (trial_run, run.info.run_id)
+    ]
+    assert len(curves[0]) == 2 and curves[0] == curves[1]  # epoch by epoch, to the bit

@@ -28,7 +28,7 @@ from search.trial.diagnostics import (
 )
 from search.trial.evaluation import evaluate_test_set
 from search.trial.history import summarize_epochs
-from search.trial.traces import TRACED
+from search.trial.traces import TRACED, start_fresh
 
 __all__ = ["FitResult", "fit_config", "objective_values"]
 
@@ -59,8 +59,7 @@ def fit_config(
     figures sit at chance level. Exceptions raised by ``callbacks`` (a pruning callback)
     propagate; ``recorder.rows`` then holds the epochs done.
     """
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(int(cfg.seed))
+    start_fresh(int(cfg.seed), keep_caches=int(cfg.train.traced_models) > 0)
     task = task_of(cfg)
     model = build_compiled(cfg, splits)
     reused = TRACED.reused

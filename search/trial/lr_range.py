@@ -23,7 +23,7 @@ from search.cli.errors import HarnessError
 from search.config.compose import resolved_copy
 from search.data.splits import Splits
 from search.trial.build import build_compiled
-from search.trial.traces import TRACED
+from search.trial.traces import TRACED, start_fresh
 
 __all__ = [
     "LRFinding",
@@ -51,8 +51,7 @@ def find_learning_rate(cfg: DictConfig, splits: Splits) -> LRFinding:
     if not 0 < min_lr < max_lr:
         raise HarnessError(f"lr_find: need 0 < min_lr < max_lr, got {min_lr} and {max_lr}")
     started = time.perf_counter()
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(int(cfg.seed))
+    start_fresh(int(cfg.seed), keep_caches=int(cfg.train.traced_models) > 0)
     probe = resolved_copy(cfg)
     probe.optimizer.learning_rate = min_lr
     model = build_compiled(probe, splits)
@@ -68,7 +67,6 @@ def find_learning_rate(cfg: DictConfig, splits: Splits) -> LRFinding:
         stop_factor=float(settings.stop_factor),
     )
     suggested = suggest(curve, float(settings.divisor), min_lr)
-    keras.backend.clear_session()
     return LRFinding(curve=curve, suggested_lr=suggested, seconds=time.perf_counter() - started)
 
 

@@ -1,0 +1,134 @@
+"""Finished trials per hour: today's defaults against the previous ones, same study.
+
+Runs the real command (``python -m search.run study=deep_dnn dataset=digits``) as a user
+does, with its defaults (TPE, median pruner, early stopping), once per arm and seed,
+alternating arms:
+
+- ``previous``: ``train.steps_per_execution=1 train.traced_models=0`` (every step a call
+  into the graph, every trial traces its own graphs: the defaults before issue 16);
+- ``default``: the defaults as they are.
+
+Both arms train the same trials bit for bit (the same seed gives the same sampled
+parameters, and neither setting changes a result), so the best value must be the same; the
+table checks it. Per arm: the study's own seconds (first trial start to last trial end; the
+command's wall time, start-up included, beside it), finished trials per hour from the
+study's seconds, tracing seconds per trial (a trial's first epoch minus its median later
+epoch, averaged over the trials) and the share of trials that trained on a kept model. The
+ratio row is ``default`` over ``previous``: medians over seeds.
+
+    python benchmarks/trial_speed.py            # 3 seeds x 10 trials (~15 min)
+    python benchmarks/trial_speed.py --quick    # 1 seed x 3 trials of 2 epochs (CI smoke)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import optuna  # noqa: E402
+
+from search.study.names import Attr  # noqa: E402
+from search.study.storage import open_storage  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+ARMS = {
+    "previous": ["train.steps_per_execution=1", "train.traced_models=0"],
+    "default": [],
+}
+STUDY = "deep_dnn"
+
+
+def run_arm(arm: str, seed: int, trials: int, extra: list[str]) -> dict[str, float | str | int]:
+    """One ``search.run`` of ``arm``: its figures from the finished study."""
+    with tempfile.TemporaryDirectory(prefix="bench-trial-speed-") as tmp:
+        command = [
+            sys.executable,
+            "-m",
+            "search.run",
+            f"study={STUDY}",
+            "dataset=digits",
+            f"n_trials={trials}",
+            f"seed={seed}",
+            f"mlruns_dir={tmp}/mlruns",
+            *ARMS[arm],
+            *extra,
+        ]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"{arm} failed (exit {done.returncode}): {done.stderr[-1500:]}")
+        study = optuna.load_study(
+            study_name=STUDY, storage=open_storage(f"{tmp}/mlruns/optuna.journal")
+        )
+        finished = [t for t in study.trials if t.state.is_finished() and t.datetime_complete]
+    return {"arm": arm, "seed": seed, "wall_seconds": wall, **_figures(finished)}
+
+
+def _figures(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float | int]:
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    seconds = (max(ends) - min(starts)).total_seconds() if starts and ends else math.nan
+    metrics = [t.user_attrs.get(Attr.METRICS) or {} for t in trials]
+    tracing = [
+        m["first_epoch_seconds"] - m["seconds_per_epoch"]
+        for m in metrics
+        if "first_epoch_seconds" in m and "seconds_per_epoch" in m
+    ]
+    values = [t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return {
+        "trials": len(trials),
+        "study_seconds": seconds,
+        "trials_per_hour": len(trials) / seconds * 3600 if seconds else math.nan,
+        "tracing_per_trial": statistics.fmean(tracing) if tracing else math.nan,
+        "reused": statistics.fmean(m.get("reused_traces", 0.0) for m in metrics) if metrics else 0,
+        "best_value": max(values) if values else math.nan,
+    }
+
+
+def table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per arm, the median over seeds; then the ratio default / previous."""
+    columns = ["wall_seconds", "study_seconds", "trials_per_hour", "tracing_per_trial", "reused"]
+    rows = runs.groupby("arm", sort=False)[columns].median().reindex(list(ARMS))
+    rows["best_value"] = runs.groupby("arm", sort=False)["best_value"].median()
+    rows.loc["default / previous"] = rows.loc["default"] / rows.loc["previous"]
+    return rows.round(3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--quick", action="store_true", help="1 seed, 3 trials of 2 epochs")
+    parser.add_argument("--out", type=Path, default=None, help="CSV (default: benchmarks/results)")
+    args = parser.parse_args()
+    trials, seeds = (3, [42]) if args.quick else (args.trials, args.seeds)
+    extra = ["train.epochs=2"] if args.quick else []
+    runs = pd.DataFrame(
+        [run_arm(arm, seed, trials, extra) for seed in seeds for arm in ARMS]  # alternating
+    )
+    print(f"{STUDY} on digits, {trials} trials, seeds {seeds}, medians over seeds")
+    print(table(runs).to_string())
+    same = runs.pivot(index="seed", columns="arm", values="best_value")
+    print(f"same best value in every seed: {bool((same['default'] == same['previous']).all())}")
+    out = args.out or RESULTS / ("trial_speed_quick.csv" if args.quick else "trial_speed.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out, index=False)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
