@@ -13,6 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
 import search
+from search.trial.traces import TRACED
 
 TINY = ["dataset=digits", "model.depth=2", "model.width=8", "train.epochs=1", "n_trials=2"]
 CELL = ["dataset=digits", "train.epochs=1", "n_trials=2"]  # no keys of the study's builder
@@ -39,6 +40,7 @@ def test_calls_in_one_process_leave_nothing_behind(
     assert len(study.trials) == 2
     assert not GlobalHydra.instance().is_initialized() and not HydraConfig.initialized()
     assert signal.getsignal(signal.SIGINT) is handler  # the kernel's Ctrl-C is its own again
+    assert len(TRACED) == 0  # the compiled models its trials kept went with the call
     more = search.run_study("deep_dnn", overrides=[*TINY[:-1], "n_trials=3"])  # continues
     assert len(more.trials) == 3
     frame = search.trials_frame("deep_dnn")

@@ -68,6 +68,24 @@ def test_a_trial_on_a_kept_model_trains_as_it_would_alone(
     assert reused.metrics["test_accuracy"] == alone.metrics["test_accuracy"]
 
 
+class _PrunedAfterOneEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+        raise optuna.TrialPruned()
+
+
+def test_a_trial_after_one_pruned_mid_fit_trains_as_it_would_alone(tmp_path: Path) -> None:
+    cfg = compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "train.epochs=3"))
+    with pytest.raises(optuna.TrialPruned):  # the kept model is left mid-training
+        fit_config(cfg, splits_from_config(cfg.dataset), EpochRecorder(), [_PrunedAfterOneEpoch()])
+    second = ("seed=7", "train.batch_size=48", "optimizer.learning_rate=0.003")
+    reused = _fit(tmp_path, *second)
+    assert reused.metrics["reused_traces"] == 1.0
+    TRACED.clear()
+    alone = _fit(tmp_path, *second)
+    columns = ["loss", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(reused.history[columns], alone.history[columns], rtol=0, atol=0)
+
+
 ANOTHER_STRUCTURE = [
     pytest.param(("model.dropout_rate=0.3",), id="dropout_rate"),
     pytest.param(("model.batch_norm=true",), id="batch_norm"),

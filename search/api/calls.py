@@ -150,7 +150,11 @@ def _command(config_name: str, words: list[str]) -> Iterator[DictConfig]:
 
 
 def _clear_keras() -> None:
+    """A notebook's kernel lives on: the models a call kept (``search.trial.traces``) and
+    Keras' state go when it returns."""
     import sys
 
+    if "search.trial.traces" in sys.modules:
+        sys.modules["search.trial.traces"].TRACED.clear()
     if "keras" in sys.modules:
         sys.modules["keras"].backend.clear_session()
