@@ -36,6 +36,7 @@ log = logging.getLogger("search")
 
 def run_study(cfg: DictConfig) -> optuna.Study:
     config.check_config(cfg)
+    _plan_devices(cfg)
     specs = config.parse_space(OmegaConf.select(cfg, "space"))  # ~space: searches nothing
     config.validate_space_keys(specs, cfg)
     for word in searched_overrides({spec.name for spec in specs if not spec.when}):
@@ -109,6 +110,16 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     if stopped:
         raise HarnessError(stopped)
     return optuna_study
+
+
+def _plan_devices(cfg: DictConfig) -> None:
+    """``workers`` and ``devices`` resolved for this machine (``search.config.devices``);
+    this process keeps only its own GPU (several workers: none, it only checks the model)."""
+    plan = config.plan_devices(cfg.devices, cfg.workers, trial.visible_gpus())
+    cfg.workers, cfg.devices = plan.workers, list(plan.gpus)
+    if plan.said():
+        log.info(plan.said())
+    trial.use_gpu(plan.gpu_of(0) if plan.workers == 1 else None)
 
 
 def _warm_sets(cfg: DictConfig, specs: list[config.ParamSpec]) -> list[dict[str, object]]:

@@ -26,7 +26,7 @@ def _old_export(tmp_path: Path) -> dict[str, object]:
 def test_missing_keys_get_their_yaml_defaults_and_the_export_wins(tmp_path: Path) -> None:
     exported = OmegaConf.create(_old_export(tmp_path))
     merged = with_defaults(exported, compose("from=x.yaml", config_name="train"))
-    assert merged.workers == 1 and merged.heartbeat_interval == 60  # studies/harness.yaml
+    assert merged.workers == "auto" and merged.heartbeat_interval == 60  # studies/harness.yaml
     assert merged.lr_find.min_lr == 1e-6 and merged.diagnostics.probe_examples == 256
     assert merged.dataset.train_limit is None  # from studies/dataset/digits.yaml
     assert merged.source is None and "from" not in merged

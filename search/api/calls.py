@@ -96,6 +96,8 @@ def _use_builder(cfg: DictConfig, builder: Callable[..., Any], words: list[str])
     caller did not set starts at the builder's default)."""
     reference = _registered(builder)
     why = unimportable(reference)
+    if why and cfg.workers == "auto":  # it trains in this process
+        cfg.workers = 1
     if why and int(cfg.workers) > 1:
         raise HarnessError(
             f"workers={cfg.workers} trains in other processes, which cannot import the "

@@ -16,6 +16,7 @@ from search.config.checks import (
     storage_identity,
 )
 from search.config.compose import as_dict, resolved_copy
+from search.config.devices import DevicePlan, plan_devices
 from search.config.exported import (
     apply_overrides,
     check_same_source,
@@ -35,6 +36,7 @@ from search.config.task import CLASSIFICATION_LOSSES, Task, task_of
 
 __all__ = [
     "CLASSIFICATION_LOSSES",
+    "DevicePlan",
     "ParamSpec",
     "Task",
     "apply_overrides",
@@ -48,6 +50,7 @@ __all__ = [
     "grid_search_space",
     "load_exported",
     "parse_space",
+    "plan_devices",
     "resolved_copy",
     "sample_params",
     "storage_identity",

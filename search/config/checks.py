@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from search.cli.errors import HarnessError
+from search.config.devices import check_devices
 from search.config.task import task_of
 
 __all__ = [
@@ -125,7 +126,6 @@ _WHOLE = {
     "train.steps_per_execution": 1,
     "train.traced_models": 0,
     "max_failures": 1,
-    "workers": 1,
     "heartbeat_interval": 1,
     "dataset.split_seed": 0,
     "diagnostics.probe_examples": 1,
@@ -164,6 +164,7 @@ def check_config(cfg: DictConfig) -> None:
         raise HarnessError(
             f"optimizer.learning_rate must be a positive number or auto, got {rate!r}"
         )
+    check_devices(cfg)
     for key in _FLAGS:
         if not isinstance(OmegaConf.select(cfg, key), bool):
             raise HarnessError(f"{key} must be true or false, got {OmegaConf.select(cfg, key)!r}")

@@ -42,6 +42,7 @@ NOT_COMPARED = (
     "n_trials",
     "timeout",
     "workers",
+    "devices",
     "max_failures",
     "seed",
     "sampler",

@@ -2,14 +2,16 @@
 fit (``fit``) with the harness's callbacks (``callbacks``: epochs, the NaN guard), the
 diagnostics (``diagnostics``: stuck at chance, dead ReLUs, gradients), the test-set and MC
 Dropout figures (``evaluation``), the learning-rate range test (``lr_range``), the history
-artifacts (``history``), its graphs released (``graphs``) or its compiled model kept for the
-next trial of its structure (``traces``), and its end recorded with ``search.study.outcome``.
-``worker`` runs the objective on the study's trial loop."""
+artifacts (``history``), the GPU it trains on (``devices``), its graphs released
+(``graphs``) or its compiled model kept for the next trial of its structure (``traces``),
+and its end recorded with ``search.study.outcome``. ``worker`` runs the objective on the
+study's trial loop."""
 
 from __future__ import annotations
 
 from search.trial.build import build_compiled, loss_function, preflight
 from search.trial.callbacks import EpochRecorder, TrialDiverged
+from search.trial.devices import use_gpu, visible_gpus
 from search.trial.diagnostics import (
     ChanceDetector,
     StuckAtChance,
@@ -66,6 +68,8 @@ __all__ = [
     "suggest",
     "summarize_epochs",
     "trial_config",
+    "use_gpu",
+    "visible_gpus",
     "work",
     "work_in_process",
     "write_finding",
