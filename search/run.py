@@ -36,7 +36,7 @@ log = logging.getLogger("search")
 
 def run_study(cfg: DictConfig) -> optuna.Study:
     config.check_config(cfg)
-    _plan_devices(cfg)
+    gpu = _plan_devices(cfg)
     specs = config.parse_space(OmegaConf.select(cfg, "space"))  # ~space: searches nothing
     config.validate_space_keys(specs, cfg)
     for word in searched_overrides({spec.name for spec in specs if not spec.when}):
@@ -94,7 +94,8 @@ def run_study(cfg: DictConfig) -> optuna.Study:
         tracker.open()
         tracking.sync_study(optuna_study, tracker, config.task_of(cfg).monitor)
         if int(cfg.workers) == 1:
-            stopped = trial.work(cfg, specs, splits, optuna_study, tracker, revision=revision)
+            with trial.on_gpu(gpu):
+                stopped = trial.work(cfg, specs, splits, optuna_study, tracker, revision=revision)
         else:
             ends = study.run_pool(
                 cfg, trial.work_in_process, tracker.experiment_id, tracker.parent_run_id
@@ -112,14 +113,14 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     return optuna_study
 
 
-def _plan_devices(cfg: DictConfig) -> None:
-    """``workers`` and ``devices`` resolved for this machine (``search.config.devices``);
-    this process keeps only its own GPU (several workers: none, it only checks the model)."""
+def _plan_devices(cfg: DictConfig) -> int | None:
+    """``workers`` resolved for this machine (``search.config.devices``; ``devices`` stays
+    as given, each worker plans its own GPU); the GPU this process trains on (workers=1)."""
     plan = config.plan_devices(cfg.devices, cfg.workers, trial.visible_gpus())
-    cfg.workers, cfg.devices = plan.workers, list(plan.gpus)
+    cfg.workers = plan.workers
     if plan.said():
         log.info(plan.said())
-    trial.use_gpu(plan.gpu_of(0) if plan.workers == 1 else None)
+    return plan.gpu_of(0) if plan.workers == 1 else None
 
 
 def _warm_sets(cfg: DictConfig, specs: list[config.ParamSpec]) -> list[dict[str, object]]:

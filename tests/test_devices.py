@@ -25,6 +25,7 @@ PLANS = [  # devices, workers, GPUs the machine has -> workers, GPUs used, worke
     ("auto", 3, 0, 3, (), [None, None, None]),  # the CPU, cores shared
     ("none", "auto", 2, 1, (), [None]),
     (None, "auto", 2, 1, (), [None]),
+    ([], "auto", 2, 1, (), [None]),
     ([1], "auto", 2, 1, (1,), [1]),
     ([2, 0], "auto", 4, 2, (2, 0), [2, 0]),
     ([0, 1, 2], 2, 3, 2, (0, 1), [0, 1]),
@@ -124,4 +125,36 @@ def test_a_machine_with_two_gpus_runs_two_workers_by_default(
         study = run_study(cfg)
     assert "2 workers on GPUs 0, 1" in caplog.text
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # two processes trained
-    assert all(t.user_attrs["config"]["devices"] == [0, 1] for t in study.trials)
+    assert all(t.user_attrs["config"]["devices"] == "auto" for t in study.trials)  # as given
+
+
+def test_this_process_keeps_every_gpu_and_places_its_trials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """workers=1 (a notebook's kernel too): no GPU hidden, so a later call can pick another."""
+    import tensorflow as tf
+
+    fake = FakeConfig(count=2)
+    monkeypatch.setattr(devices, "_config", lambda: fake)
+    placed: list[str] = []
+    monkeypatch.setattr(tf, "device", lambda name: _Recorded(name, placed))
+    with devices.on_gpu(1):
+        assert placed == ["/GPU:1"]
+    with devices.on_gpu(None):
+        pass
+    assert placed == ["/GPU:1"] and fake.visible == []  # nothing hidden
+    assert [gpu for gpu, on in fake.growth if on] == [
+        f"/physical_device:GPU:{i}" for i in (0, 1)
+    ] * 2
+
+
+@dataclass
+class _Recorded:
+    name: str
+    placed: list[str]
+
+    def __enter__(self) -> None:
+        self.placed.append(self.name)
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -4,8 +4,9 @@ layers and the bounds keep models apart; a re-train of such a trial reproduces i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import keras
 import optuna
@@ -55,7 +56,9 @@ SAME_STRUCTURE = [  # (first trial, second trial): only the seed and the learnin
 def test_a_trial_on_a_kept_model_trains_as_it_would_alone(
     tmp_path: Path, first: tuple[str, ...], second: tuple[str, ...]
 ) -> None:
-    before = _fit(tmp_path, *first)
+    _fit(tmp_path, *first)  # the structure seen: nothing kept yet
+    assert len(TRACED) == 0
+    before = _fit(tmp_path, *first, "seed=11")  # seen again: its model kept
     reused = _fit(tmp_path, *second)
     assert reused.model is before.model and reused.metrics["reused_traces"] == 1.0
     assert before.metrics["reused_traces"] == 0.0
@@ -75,6 +78,7 @@ class _PrunedAfterOneEpoch(keras.callbacks.Callback):
 
 def test_a_trial_after_one_pruned_mid_fit_trains_as_it_would_alone(tmp_path: Path) -> None:
     cfg = compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "train.epochs=3"))
+    _fit(tmp_path)  # seen once: the pruned trial's model is kept
     with pytest.raises(optuna.TrialPruned):  # the kept model is left mid-training
         fit_config(cfg, splits_from_config(cfg.dataset), EpochRecorder(), [_PrunedAfterOneEpoch()])
     second = ("seed=7", "train.batch_size=48", "optimizer.learning_rate=0.003")
@@ -100,7 +104,9 @@ ANOTHER_STRUCTURE = [
 def test_another_structure_trains_on_a_model_of_its_own(
     tmp_path: Path, second: tuple[str, ...]
 ) -> None:
-    before = _fit(tmp_path)
+    _fit(tmp_path)
+    before = _fit(tmp_path, "seed=3")  # kept
+    assert len(TRACED) == 1
     other_key = structure_key(_fresh(tmp_path, *second))
     assert other_key is not None and other_key != structure_key(_fresh(tmp_path))
     after = _fit(tmp_path, *second)
@@ -108,7 +114,8 @@ def test_another_structure_trains_on_a_model_of_its_own(
 
 
 def test_none_kept_builds_every_trial_afresh(tmp_path: Path) -> None:
-    before = _fit(tmp_path)
+    _fit(tmp_path)
+    before = _fit(tmp_path, "seed=2")
     assert len(TRACED) == 1
     after = _fit(tmp_path, "train.traced_models=0", "seed=9")
     assert after.model is not before.model and after.metrics["reused_traces"] == 0.0
@@ -128,30 +135,79 @@ class Doubling(keras.layers.Layer):
         return inputs * 2.0
 
 
-def test_a_model_with_a_layer_of_its_own_is_never_kept() -> None:
+def _scaled_mse(scale: float) -> Callable[[Any, Any], Any]:
+    def loss(y: Any, p: Any) -> Any:
+        return scale * keras.losses.mean_squared_error(y, p)
+
+    return loss
+
+
+def _elu_times(alpha: float) -> Callable[[Any], Any]:
+    def activation(x: Any) -> Any:
+        return keras.activations.elu(x, alpha)
+
+    return activation
+
+
+def _doubled() -> keras.Model:
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2)(Doubling()(inputs)))
     model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def _own_loss() -> keras.Model:
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(optimizer="adam", loss=_scaled_mse(100.0))
+    return model
+
+
+def _own_activation() -> keras.Model:
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation=_elu_times(0.9))(inputs))
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("make", [_doubled, _own_loss, _own_activation])
+def test_a_model_with_a_part_of_its_own_is_never_kept(make: Callable[[], keras.Model]) -> None:
+    """A closure over a scale is serialized by its name alone: two scales would share."""
     kept = TracedModels()
-    assert structure_key(model) is None
-    assert kept.take(model) is model and len(kept) == 0
+    assert structure_key(make()) is None
+    for _ in range(3):
+        model = make()
+        assert kept.take(model) is model and len(kept) == 0
 
 
 def _dense(units: int) -> keras.Model:
+    keras.backend.clear_session()  # as every trial starts: layer names count from the start
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(units)(inputs))
     model.compile(optimizer="adam", loss="mse")
     return model
 
 
+def test_a_structure_is_kept_when_it_comes_back_and_reused_after() -> None:
+    kept = TracedModels()
+    first = _dense(4)
+    assert kept.take(first) is first and len(kept) == 0  # once: may never come back
+    second = _dense(4)
+    assert kept.take(second) is second and len(kept) == 1
+    assert kept.take(_dense(4)) is second and kept.reused == 1
+
+
 def test_kept_models_are_bounded_by_count_and_parameters() -> None:
     kept = TracedModels(max_models=2)
-    for units in (1, 2, 3):
+    for units in (1, 2, 3, 1, 2, 3):
         kept.take(_dense(units))
     assert len(kept) == 2
-    assert kept.take(_dense(1)) is not None and kept.reused == 0  # the first went
+    kept.take(_dense(3))
+    assert kept.reused == 1  # a kept one
+    kept.take(_dense(1))
+    assert kept.reused == 1  # the first went
     small = TracedModels(max_params=30)  # 8x1+1 = 9, 8x2+2 = 18, 8x3+3 = 27 parameters
-    for units in (1, 2, 3):
+    for units in (1, 2, 3, 1, 2, 3):
         small.take(_dense(units))
     assert len(small) == 1  # the last is kept even alone over the bound
 
@@ -167,7 +223,7 @@ def test_a_retrain_of_a_trial_that_reused_traces_reproduces_it(workdir: Path) ->
         ),
     )
     reused = [t.user_attrs["metrics"]["reused_traces"] for t in study.trials]
-    assert reused == [0.0, 1.0, 1.0]  # one structure: traced once
+    assert reused == [0.0, 0.0, 1.0]  # one structure: kept when it came back, then reused
     out = workdir / "exported"
     store = f"mlruns_dir={workdir / 'mlruns'}"
     export = run_cli("search.export", "study=deep_dnn", "trial=2", f"out={out}", store, cwd=workdir)

@@ -98,7 +98,7 @@ def _use_builder(cfg: DictConfig, builder: Callable[..., Any], words: list[str])
     why = unimportable(reference)
     if why and cfg.workers == "auto":  # it trains in this process
         cfg.workers = 1
-    if why and int(cfg.workers) > 1:
+    if why and isinstance(cfg.workers, int) and cfg.workers > 1:
         raise HarnessError(
             f"workers={cfg.workers} trains in other processes, which cannot import the "
             f"builder {reference} ({why}); use workers=1, or move it into a module"

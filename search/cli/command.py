@@ -26,6 +26,20 @@ def setup_logging(level: int = logging.INFO) -> None:
     log.propagate = False
     for name in ("mlflow", "alembic", "optuna", "absl", "tensorflow", "h5py"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    tensorflow = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _ExpectedTracing) for f in tensorflow.filters):
+        tensorflow.addFilter(_ExpectedTracing())
+
+
+class _ExpectedTracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing":
+    every Keras model's train step counts as one function there, and each new model
+    structure of a study traces once on purpose (``search.trial.traces``); with 32 steps
+    per call a short trial makes few calls, so the advice fires on an ordinary study."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial failures: our progress line

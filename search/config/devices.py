@@ -2,11 +2,13 @@
 ``workers``).
 
 ``devices``: ``auto`` (every GPU TensorFlow sees; none: the CPU), ``none`` (the CPU even
-where there are GPUs) or a list of GPU indices (``[0, 2]``). ``workers``: ``auto`` (one per
-GPU in use, 1 on the CPU) or a number. Worker ``i`` trains on GPU ``gpus[i % len(gpus)]``:
-more workers than GPUs share them (memory growth is on, so each takes what it uses). The
-plan is made from the GPUs the machine has (``search.trial.devices`` asks TensorFlow) and
-applied in each worker process before TensorFlow starts on a GPU.
+where there are GPUs; also ``[]``) or a list of GPU indices (``[0, 2]``). ``workers``:
+``auto`` (one per GPU in use, 1 on the CPU) or a number. Worker ``i`` trains on GPU
+``gpus[i % len(gpus)]``: more workers than GPUs share them (memory growth is on, so each
+takes what it uses). The plan is made from the GPUs the machine has
+(``search.trial.devices`` asks TensorFlow), by ``search.run`` and again by each worker
+process (the config keeps ``devices`` as given: an export re-trains on another machine),
+and applied in each worker before TensorFlow starts.
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ def _indices(devices: object) -> tuple[int, ...] | None:
     if devices in _WORDS or devices is None:
         return None if devices == "auto" else ()
     items = list(devices) if isinstance(devices, ListConfig | list | tuple) else None
+    if items == []:
+        return ()  # none
     if (
-        not items
+        items is None
         or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in items)
         or len(set(items)) != len(items)
     ):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from search.trial.build import build_compiled, loss_function, preflight
 from search.trial.callbacks import EpochRecorder, TrialDiverged
-from search.trial.devices import use_gpu, visible_gpus
+from search.trial.devices import on_gpu, use_gpu, visible_gpus
 from search.trial.diagnostics import (
     ChanceDetector,
     StuckAtChance,
@@ -60,6 +60,7 @@ __all__ = [
     "make_objective",
     "mc_dropout_model",
     "mc_predict",
+    "on_gpu",
     "plot_lr_curve",
     "preflight",
     "released_graphs",

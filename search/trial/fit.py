@@ -59,7 +59,7 @@ def fit_config(
     figures sit at chance level. Exceptions raised by ``callbacks`` (a pruning callback)
     propagate; ``recorder.rows`` then holds the epochs done.
     """
-    start_fresh(int(cfg.seed), keep_caches=int(cfg.train.traced_models) > 0)
+    start_fresh(int(cfg.seed), keep_caches=int(cfg.train.traced_models) > 0 and len(TRACED) > 0)
     task = task_of(cfg)
     model = build_compiled(cfg, splits)
     reused = TRACED.reused

@@ -51,11 +51,10 @@ def find_learning_rate(cfg: DictConfig, splits: Splits) -> LRFinding:
     if not 0 < min_lr < max_lr:
         raise HarnessError(f"lr_find: need 0 < min_lr < max_lr, got {min_lr} and {max_lr}")
     started = time.perf_counter()
-    start_fresh(int(cfg.seed), keep_caches=int(cfg.train.traced_models) > 0)
+    start_fresh(int(cfg.seed), keep_caches=len(TRACED) > 0)  # the kept models' graphs stay
     probe = resolved_copy(cfg)
     probe.optimizer.learning_rate = min_lr
     model = build_compiled(probe, splits)
-    model = TRACED.take(model, int(cfg.train.traced_models))  # the trial's fit reuses it
     batch_size = int(cfg.train.batch_size)
     curve = _range_test(
         model,

@@ -12,13 +12,19 @@ alone (``tests/test_traces.py``); only the learning rate (a variable of Keras' o
 varies within one structure. Dropout rates, momentum, batch norm on/off are part of the
 structure (Keras bakes them into the graph).
 
+A structure's model is kept the second time the structure comes (one that never comes
+back holds no memory) and reused from the third on.
+
 A trial starts from a clean Keras state and its seed (``start_fresh``). Keras'
 ``clear_session`` and TensorFlow's ``set_seed`` also empty TensorFlow's kernel caches, and a
 kept model's graphs then have to be instantiated again (1.3 s of a 3 s digits trial); while
 models are kept, those caches stay. Keras' own random draws are stateless (seeded per
-call), so no result changes; the tests compare against a fresh process.
+call), so no result of the harness's changes (the tests compare against a fresh process);
+a builder that draws with TensorFlow's stateful ops (``tf.random.uniform`` without a seed)
+should draw with ``keras.random`` or set ``train.traced_models=0``.
 
-Only models made of Keras' own layers are kept: a custom layer's behaviour may depend on
+Only models made of Keras' own layers, losses, metrics and activations (and the harness's
+builders') are kept: a custom layer's behaviour may depend on
 more than its config. ``train.traced_models`` bounds how many a worker keeps (a kept 20x100
 dense net with its graphs holds 85-175 MiB); 0 turns reuse off.
 """
@@ -72,14 +78,19 @@ def _caches_kept(keep: bool) -> Iterator[None]:
         wrapper.TFE_ContextClearCaches = clear
 
 
+# where the classes and functions come from whose configs say all they do: Keras' own and
+# the harness's model builders' (a user's function is serialized by its name alone)
+KNOWN = ("keras.", "keras", "search.models.")
+
+
 def structure_key(model: keras.Model) -> str | None:
     """What decides a compiled model's traced graphs, as a digest; None where it cannot be
-    told from configs (a model or layer class of the user's own, an unbuilt optimizer)."""
+    told from configs (a layer, loss, metric or activation of the user's own)."""
     layers = [model, *model._flatten_layers(include_self=False, recursive=True)]
-    if not all(type(layer).__module__.startswith("keras.") for layer in layers):
+    if not all(type(layer).__module__.startswith(KNOWN) for layer in layers):
         return None
     optimizer = model.optimizer
-    if optimizer is None or not type(optimizer).__module__.startswith("keras."):
+    if optimizer is None or not type(optimizer).__module__.startswith(KNOWN):
         return None
     try:
         optimizer_config = dict(optimizer.get_config())
@@ -97,7 +108,22 @@ def structure_key(model: keras.Model) -> str | None:
         text = json.dumps(described, sort_keys=True, default=_plain)
     except (NotImplementedError, TypeError, ValueError):
         return None
+    if not _all_known(json.loads(text)):
+        return None
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _all_known(config: Any) -> bool:
+    """Every serialized object in ``config`` is Keras' or the harness's (a function of the
+    user's own, a closure over a scale, reads ``{"module": "builtins", ...}``)."""
+    if isinstance(config, dict):
+        module = config.get("module")
+        if isinstance(module, str) and "class_name" in config and not module.startswith(KNOWN):
+            return False
+        return all(_all_known(value) for value in config.values())
+    if isinstance(config, list):
+        return all(_all_known(value) for value in config)
+    return True
 
 
 def _plain(thing: Any) -> Any:
@@ -109,18 +135,22 @@ def _plain(thing: Any) -> Any:
 
 
 class TracedModels:
-    """The compiled models a worker trained, by structure."""
+    """The compiled models a worker trained, by structure. A structure's model is kept the
+    second time it is seen (a structure that never comes back, a continuous momentum, holds
+    no memory), and reused from the third on."""
 
     def __init__(self, max_models: int = 8, max_params: int = MAX_PARAMS) -> None:
         self.max_models = max_models  # the least recently used goes first
         self.max_params = max_params
         self._models: OrderedDict[str, keras.Model] = OrderedDict()
+        self._seen: set[str] = set()
         self.reused = 0  # trials that trained on a kept model
 
     def take(self, fresh: keras.Model, limit: int | None = None) -> keras.Model:
         """The model to train: a kept one of ``fresh``'s structure holding ``fresh``'s
-        initial state, or ``fresh`` itself (then kept for later trials). ``limit``: the
-        number of models to keep from now on (0: none, and those kept go)."""
+        initial state, or ``fresh`` itself (kept for later trials when its structure was
+        seen before). ``limit``: the number of models to keep from now on (0: none, and
+        those kept go)."""
         if limit is not None:
             self.max_models = limit
         key = structure_key(fresh) if self.max_models > 0 else None
@@ -132,11 +162,14 @@ class TracedModels:
             self._models[key] = kept
             self.reused += 1
             return kept
-        self._keep(key, fresh)
+        if key in self._seen:
+            self._keep(key, fresh)
+        self._seen.add(key)
         return fresh
 
     def clear(self) -> None:
         self._models.clear()
+        self._seen.clear()
 
     def __len__(self) -> int:
         return len(self._models)
@@ -158,7 +191,9 @@ class TracedModels:
 def _load_initial_state(kept: keras.Model, fresh: keras.Model) -> bool:
     """Copy ``fresh``'s variables (weights, BatchNorm statistics, seed states) and its
     optimizer's initial state into ``kept``; False (nothing copied) where they differ."""
-    fresh.optimizer.build(fresh.trainable_variables)
+    for model in (kept, fresh):  # kept: unbuilt if its trial stopped before a step
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
     targets = [*kept.variables, *kept.optimizer.variables]
     sources = [*fresh.variables, *fresh.optimizer.variables]
     if len(targets) != len(sources) or any(

@@ -13,7 +13,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from search.cli.errors import first_line
-from search.config.devices import DevicePlan
+from search.config.devices import plan_devices
 from search.config.space import ParamSpec, parse_space
 from search.data.load import splits_of
 from search.data.splits import Splits
@@ -24,7 +24,7 @@ from search.study.revisions import settle_revision
 from search.study.samplers import make_pruner, use_sampler
 from search.study.storage import open_storage
 from search.tracking.tracker import StudyTracker
-from search.trial.devices import use_gpu
+from search.trial.devices import use_gpu, visible_gpus
 from search.trial.objective import make_objective
 
 __all__ = ["work", "work_in_process"]
@@ -58,7 +58,7 @@ def work_in_process(
 ) -> str:
     """Worker ``index`` of ``workers``: its share of the cores, its own data, study and
     tracker on the shared stores."""
-    use_gpu(DevicePlan(workers, tuple(cfg.devices or ())).gpu_of(index))  # before TF starts
+    use_gpu(plan_devices(cfg.devices, workers, visible_gpus()).gpu_of(index))  # before TF starts
     _limit_threads(threads_per_worker(workers))
     specs = parse_space(OmegaConf.select(cfg, "space"))
     splits = splits_of(cfg)
