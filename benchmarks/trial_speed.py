@@ -18,6 +18,7 @@ ratio row is ``default`` over ``previous``: medians over seeds.
 
     python benchmarks/trial_speed.py            # 3 seeds x 10 trials (~15 min)
     python benchmarks/trial_speed.py --quick    # 1 seed x 3 trials of 2 epochs, lr only (CI)
+    python benchmarks/trial_speed.py --override '~space.model'   # the learning rate only
 """
 
 from __future__ import annotations
@@ -114,13 +115,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--quick", action="store_true", help="1 seed, 3 trials of 2 epochs")
     parser.add_argument("--out", type=Path, default=None, help="CSV (default: benchmarks/results)")
+    parser.add_argument(
+        "--override", nargs="*", default=[], help="more overrides, e.g. '~space.model' (lr only)"
+    )
     args = parser.parse_args()
     trials, seeds = (3, [42]) if args.quick else (args.trials, args.seeds)
     extra = ["train.epochs=2", "~space.model"] if args.quick else []  # quick: one structure
+    extra += args.override
     runs = pd.DataFrame(
         [run_arm(arm, seed, trials, extra) for seed in seeds for arm in ARMS]  # alternating
     )
-    print(f"{STUDY} on digits, {trials} trials, seeds {seeds}, medians over seeds")
+    searched = f", overrides {' '.join(extra)}" if extra else ""
+    print(f"{STUDY} on digits, {trials} trials, seeds {seeds}{searched}, medians over seeds")
     print(table(runs).to_string())
     same = runs.pivot(index="seed", columns="arm", values="best_value")
     print(f"same best value in every seed: {bool((same['default'] == same['previous']).all())}")
