@@ -8,8 +8,10 @@ A run also measures the machine's floor: the float32 rate of a 2048x2048 matmul,
 epoch's arithmetic (6 FLOP per kernel weight per example: forward, and backward for the
 inputs and the weights) divided by that rate. The table gives each setting's first epoch
 (tracing and compiling included), its steady seconds per epoch (the median of the later
-epochs) against the floor, and what a 10-epoch trial costs. Runs alternate settings;
-medians over ``--repeats``.
+epochs) against the floor, and what a 10-epoch trial costs. ``pack K`` settings train K
+trials (their own seeds and learning rates) as one fused pack (``search.packs``): their
+figures are per trial, the pack's seconds over K. Runs alternate settings; medians over
+``--repeats``.
 
     python benchmarks/fit_speed.py             # CIFAR-sized 20,000 and digits, 3 repeats
     python benchmarks/fit_speed.py --quick     # 2,000 CIFAR-sized examples, 1 repeat
@@ -29,17 +31,22 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-# name: (steps_per_execution, jit_compile, oneDNN custom ops)
+# name: (steps_per_execution, jit_compile, oneDNN custom ops, trials fused in one pack)
 SETTINGS = {
-    "spe 1": (1, False, False),
-    "spe 32": (32, False, False),
-    "jit": (1, True, False),
-    "spe 32 + jit": (32, True, False),
-    "oneDNN": (1, False, True),
-    "oneDNN + spe 32": (32, False, True),
-    "oneDNN + spe 32 + jit": (32, True, True),
+    "spe 1": (1, False, False, 1),
+    "spe 32": (32, False, False, 1),
+    "jit": (1, True, False, 1),
+    "spe 32 + jit": (32, True, False, 1),
+    "oneDNN": (1, False, True, 1),
+    "oneDNN + spe 32": (32, False, True, 1),
+    "oneDNN + spe 32 + jit": (32, True, True, 1),
+    "pack 4": (32, False, False, 4),
+    "pack 16": (32, False, False, 16),
+    "pack 4 + jit": (32, True, False, 4),
+    "pack 16 + jit": (32, True, False, 16),
+    "pack 32 + jit": (32, True, False, 32),
 }
-QUICK = ("spe 1", "spe 32 + jit")
+QUICK = ("spe 1", "spe 32 + jit", "pack 4 + jit")
 TRIAL_EPOCHS = 10  # what a trial costs: the first epoch and 9 steady ones
 
 
@@ -54,9 +61,10 @@ def one_run(setting: str, data: str, n_train: int, epochs: int) -> dict[str, flo
 
     from benchmarks.overhead import cifar_sized, config
     from search.data import splits_from_config
+    from search.packs import Member, fit_pack
     from search.trial import build_compiled
 
-    spe, jit, _ = SETTINGS[setting]
+    spe, jit, _, pack = SETTINGS[setting]
     matmul = _matmul_gflops()
     overrides = [f"train.steps_per_execution={spe}", f"train.jit_compile={str(jit).lower()}"]
     cfg = config(
@@ -66,8 +74,11 @@ def one_run(setting: str, data: str, n_train: int, epochs: int) -> dict[str, flo
         splits = splits_from_config(cfg.dataset)
     else:
         splits = cifar_sized(n_train, n_train // 10, 100)
-    keras.utils.set_random_seed(0)
-    model = build_compiled(cfg, splits)
+    models = []
+    for k in range(pack):  # a pack's members: their own seeds and learning rates
+        keras.utils.set_random_seed(k)
+        cfg.optimizer.learning_rate = 1e-3 * (1 + k / 4)
+        models.append(build_compiled(cfg, splits))
     seconds: list[float] = []
 
     class Clock(keras.callbacks.Callback):
@@ -77,21 +88,24 @@ def one_run(setting: str, data: str, n_train: int, epochs: int) -> dict[str, flo
         def on_epoch_end(self, epoch: int, logs: object = None) -> None:
             seconds.append(time.perf_counter() - self.started)
 
-    model.fit(
-        **splits.fit_inputs(int(cfg.train.batch_size)),
-        epochs=epochs,
-        callbacks=[Clock()],
-        verbose=0,
-    )
+    inputs = splits.fit_inputs(int(cfg.train.batch_size))
+    if pack == 1:
+        models[0].fit(**inputs, epochs=epochs, callbacks=[Clock()], verbose=0)
+    else:  # the clock sees the pack's epochs through its first member
+        members = [
+            Member(m, [Clock()] if not k else [], patience=epochs) for k, m in enumerate(models)
+        ]
+        fit_pack(members, inputs, epochs=epochs)
+    model = models[0]
     weights = sum(int(np.prod(v.shape)) for v in model.trainable_weights if len(v.shape) == 2)
     n = splits.n_train
     flop = 6.0 * weights * n  # forward 2, backward 4 per weight and example
-    return {
+    return {  # per trial: a pack's epoch over its members
         "matmul_gflops": matmul,
         "epoch_gflop": flop / 1e9,
         "floor_s": flop / (matmul * 1e9),
-        "first_epoch_s": seconds[0],
-        "steady_s": statistics.median(seconds[1:]),
+        "first_epoch_s": seconds[0] / pack,
+        "steady_s": statistics.median(seconds[1:]) / pack,
         "train_examples": float(n),
     }
 
@@ -128,9 +142,10 @@ def run_child(setting: str, data: str, n_train: int, epochs: int) -> dict[str, f
 
 
 def print_table(frame: pd.DataFrame) -> None:
-    print("fit speed: the 20x100 ELU net, batch 32, by compile setting (medians)")
+    print("fit speed: the 20x100 ELU net, batch 32, by compile setting (medians; a pack's")
+    print("figures are per trial: its epoch's seconds over its members)")
     print(
-        "| data | setting | first epoch s | s/epoch | floor s | x floor | "
+        "| data | setting | first epoch s | s per trial-epoch | floor s | x floor | "
         f"{TRIAL_EPOCHS}-epoch trial s | vs spe 1 |"
     )
     print("|---|---|---|---|---|---|---|---|")
@@ -153,6 +168,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=__doc__.splitlines()[-2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--settings", default=None, help="a comma-separated choice, e.g. 'spe 32,pack 16 + jit'"
+    )
+    parser.add_argument("--cifar-only", action="store_true", help="skip the digits runs")
     parser.add_argument("--one", choices=list(SETTINGS), help=argparse.SUPPRESS)
     parser.add_argument("--data", default="cifar-sized", help=argparse.SUPPRESS)
     parser.add_argument("--n-train", type=int, default=20_000, help=argparse.SUPPRESS)
@@ -162,8 +181,13 @@ def main() -> None:
         print(json.dumps(one_run(args.one, args.data, args.n_train, args.epochs)))
         return
     settings = list(QUICK if args.quick else SETTINGS)
+    if args.settings:
+        settings = [name.strip() for name in args.settings.split(",")]
+        unknown = [name for name in settings if name not in SETTINGS]
+        if unknown:
+            parser.error(f"unknown setting {unknown[0]!r}; choose from {', '.join(SETTINGS)}")
     plans = [("cifar-sized", 2_000 if args.quick else 20_000, 3)]
-    if not args.quick:
+    if not args.quick and not args.cifar_only:
         plans.append(("digits", 0, 6))
     repeats = 1 if args.quick else args.repeats
     rows = []

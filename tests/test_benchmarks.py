@@ -133,9 +133,10 @@ def test_fit_speed_benchmark_prints_its_table(tmp_path: Path) -> None:
     out = tmp_path / "fit_speed.csv"
     result = _quick(REPO / "benchmarks" / "fit_speed.py", "--out", str(out))
     frame = pd.read_csv(out)
-    assert list(frame["setting"]) == ["spe 1", "spe 32 + jit"]  # --quick: two settings, once
+    # --quick: three settings once, the last a fused pack of 4 trials
+    assert list(frame["setting"]) == ["spe 1", "spe 32 + jit", "pack 4 + jit"]
     # 20x100 net on 32x32x3: 3072*100 + 19*100*100 + 100*10 kernel weights, 6 FLOP each
-    assert frame["epoch_gflop"].tolist() == pytest.approx([6 * 498_200 * 2_000 / 1e9] * 2)
+    assert frame["epoch_gflop"].tolist() == pytest.approx([6 * 498_200 * 2_000 / 1e9] * 3)
     floor = frame["epoch_gflop"] / frame["matmul_gflops"]
     assert frame["floor_s"].tolist() == pytest.approx(floor.tolist())
     for row in frame.itertuples():  # the printed rows are the CSV's figures

@@ -16,8 +16,9 @@ from tests.conftest import REPO
 SEARCH = REPO / "search"
 COMMANDS = {"run", "train", "export", "sync", "ui", "lr_find", "report"}
 # each package may import from the packages before it (and itself), never after
-# (models: the builders, which know nothing of the rest of the harness)
-LAYERS = ["models", "cli", "config", "data", "study", "tracking", "trial"]
+# (models: the builders, which know nothing of the rest of the harness; packs: fused
+# trials, Keras alone)
+LAYERS = ["models", "cli", "config", "data", "study", "tracking", "packs", "trial"]
 
 
 def _modules(root: Path) -> list[Path]:

@@ -1,0 +1,147 @@
+"""Fit a pack: every member sees its own epoch's logs, stops on its own, keeps its best.
+
+``fit_pack`` trains K compiled solo models (a ``Member`` each) as one fused model (``fuse``)
+on the same batches. At each epoch's end each running member's callbacks see its logs
+alone, as if it had trained by itself (the harness's recorder, Optuna's pruning, the chance
+and NaN guards); a callback that raises (pruned, diverged, stuck at chance) stops that
+member only, with that exception as its outcome. Early stopping runs per member as Keras'
+``EarlyStopping(restore_best_weights=True)`` does. The pack stops when no member runs; each
+solo model then holds its member's best weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from search.packs.model import PackedModel, fuse
+
+__all__ = ["Member", "fit_pack"]
+
+
+@dataclass
+class Member:
+    """One trial in a pack: its solo ``model`` (initial weights in, best weights out), the
+    callbacks that see its epochs, and its early stopping (``monitor``, ``mode``,
+    ``patience``). After the fit: ``error`` (what stopped it, or None) and ``best_epoch``."""
+
+    model: keras.Model
+    callbacks: Sequence[keras.callbacks.Callback] = ()
+    monitor: str = "val_loss"
+    mode: str = "min"
+    patience: int = 5
+    error: BaseException | None = None
+    best_epoch: int = 0
+    stopped_epoch: int = 0
+    best: float = math.nan
+    wait: int = 0
+    best_weights: list[list[np.ndarray]] | None = field(default=None, repr=False)
+
+    def improved(self, value: float) -> bool:
+        if math.isnan(self.best):
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+
+class MemberEpochs(keras.callbacks.Callback):
+    """Each running member's epoch, as if alone; early stopping per member."""
+
+    def __init__(self, members: Sequence[Member]) -> None:
+        super().__init__()
+        self.members = list(members)
+        self.lrs = [_learning_rate(m.model) for m in members]
+        self.running = [True] * len(members)
+        self.pack: PackedModel | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.started = time.perf_counter()
+        for k, member in self._running():
+            self._call(k, member, "on_epoch_begin", epoch, {})
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        for k, member in self._running():
+            own = {n: float(np.asarray(v).reshape(-1)[k]) for n, v in (logs or {}).items()}
+            own["learning_rate"] = self.lrs[k]
+            if self._call(k, member, "on_epoch_end", epoch, own):
+                self._early_stopping(k, member, epoch, own)
+        if not any(self.running):
+            self.model.stop_training = True
+
+    def _early_stopping(self, k: int, member: Member, epoch: int, logs: dict[str, float]) -> None:
+        """Keras' EarlyStopping (restore_best_weights=True) for member k."""
+        current = logs.get(member.monitor)
+        if current is None:
+            return
+        assert self.pack is not None
+        if member.best_weights is None:
+            member.best_weights, member.best_epoch = self.pack.member_weights(k), epoch
+        member.wait += 1
+        if member.improved(current):
+            member.best, member.best_epoch, member.wait = current, epoch, 0
+            member.best_weights = self.pack.member_weights(k)
+            return
+        if member.wait >= member.patience and epoch > 0:
+            member.stopped_epoch = epoch
+            self._stop(k)
+
+    def _call(self, k: int, member: Member, hook: str, epoch: int, logs: dict[str, float]) -> bool:
+        """A member's callbacks' ``hook``; an exception stops that member (its outcome)."""
+        try:
+            for callback in member.callbacks:
+                getattr(callback, hook)(epoch, logs)
+        except Exception as exc:  # pruned, diverged, stuck: this member's end, not the pack's
+            member.error = exc
+            self._stop(k)
+            return False
+        return True
+
+    def _stop(self, k: int) -> None:
+        self.running[k] = False
+        assert self.pack is not None
+        self.pack.stop(k)
+
+    def _running(self) -> list[tuple[int, Member]]:
+        return [(k, m) for k, m in enumerate(self.members) if self.running[k]]
+
+
+def fit_pack(
+    members: Sequence[Member],
+    fit_inputs: Mapping[str, Any],
+    epochs: int,
+    seed: int | None = None,
+    verbose: int = 0,
+    jit_compile: bool | None = None,
+) -> PackedModel:
+    """Train ``members`` as one pack on ``fit_inputs`` (``x``, ``y``, ``validation_data``,
+    ... as ``Model.fit`` takes them); each member's solo model ends with its best weights."""
+    pack = fuse([m.model for m in members], seed=seed, jit_compile=jit_compile)
+    epochs_of = MemberEpochs(members)
+    epochs_of.pack = pack
+    for member in members:
+        for callback in member.callbacks:
+            callback.set_model(member.model)
+    try:
+        pack.fit(**fit_inputs, epochs=epochs, callbacks=[epochs_of], verbose=verbose)
+    finally:
+        for k, member in enumerate(members):
+            pack.give_back(k, member.model)
+            if member.best_weights is not None:
+                _load(member.model, member.best_weights, pack, k)
+    return pack
+
+
+def _load(model: keras.Model, weights: list[list[np.ndarray]], pack: PackedModel, k: int) -> None:
+    solo = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    for layer, own in zip(solo, weights, strict=True):
+        if layer.weights:
+            layer.set_weights([w.reshape(v.shape) for w, v in zip(own, layer.weights, strict=True)])
+
+
+def _learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))

@@ -1,0 +1,95 @@
+"""Keras' optimizers for a pack: one learning rate (and SGD momentum) per member.
+
+Every variable of a pack has its members on its first axis and rank 3 (``[K, ., .]``), so a
+``[K, 1, 1]`` learning rate broadcasts over all of them and each member's update is the one
+Keras computes for it alone. A member that stopped gets a learning rate (and momentum) of
+0: its weights stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = ["OPTIMIZERS", "SHARED", "PackedSGD", "packed_optimizer"]
+
+OPTIMIZERS = ("sgd", "adam", "nadam", "rmsprop")  # AdamW decays with a rate of its own
+SHARED = "shared_kernel"  # the first layer's kernel, members on axis 1 (``PackedDense``)
+
+
+def _for(variable: Any, per_member: Any) -> Any:
+    """A ``[K, 1, 1]`` figure laid out for ``variable`` (its members on axis 0 or 1)."""
+    if str(getattr(variable, "path", variable.name)).split(":")[0].endswith(SHARED):
+        return ops.reshape(per_member, (1, -1, 1))
+    return per_member
+
+
+class MemberRates:
+    """Mixed into a Keras optimizer: each variable's update at its members' rates."""
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        super().update_step(gradient, variable, _for(variable, learning_rate))  # type: ignore[misc]
+
+
+class PackedSGD(keras.optimizers.SGD):  # noqa: D101
+    """SGD with a momentum per member (a ``[K, 1, 1]`` tensor from ``momentum``)."""
+
+    def __init__(self, learning_rate: Any, momentum: Any, nesterov: bool) -> None:
+        super().__init__(learning_rate=learning_rate, momentum=0.0, nesterov=nesterov)
+        self.member_momentum = momentum
+
+    def build(self, variables: Sequence[Any]) -> None:
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        """Keras' SGD update with momentum, the momentum per member."""
+        learning_rate = ops.cast(_for(variable, learning_rate), variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        m = self.momentums[self._get_variable_index(variable)]
+        momentum = ops.cast(_for(variable, self.member_momentum()), variable.dtype)
+        self.assign(
+            m, ops.subtract(ops.multiply(m, momentum), ops.multiply(gradient, learning_rate))
+        )
+        if self.nesterov:
+            self.assign_add(
+                variable,
+                ops.subtract(ops.multiply(m, momentum), ops.multiply(gradient, learning_rate)),
+            )
+        else:
+            self.assign_add(variable, m)
+
+
+def packed_optimizer(models: Sequence[keras.Model], active: keras.Variable) -> Any:
+    """The members' optimizer (one type, one config but for learning rate and SGD's
+    momentum) for a pack whose running members ``active`` (``[K]``, 1 or 0) marks."""
+    first = models[0].optimizer
+    name = type(first).__name__.lower()
+    config = dict(first.get_config())
+    lrs = _per_member([float(ops.convert_to_numpy(m.optimizer.learning_rate)) for m in models])
+
+    def gate() -> Any:  # read at every step
+        return ops.reshape(active, (-1, 1, 1))
+
+    def learning_rate() -> Any:
+        return ops.multiply(lrs, gate())
+
+    for key in ("name", "learning_rate"):
+        config.pop(key, None)
+    if name == "sgd" and any(m.optimizer.momentum for m in models):
+        momenta = _per_member([float(m.optimizer.momentum) for m in models])
+        return PackedSGD(learning_rate, lambda: ops.multiply(momenta, gate()), config["nesterov"])
+    packed: Any = type(f"Packed{type(first).__name__}", (MemberRates, type(first)), {})
+    return packed.from_config({**config, "learning_rate": learning_rate})
+
+
+def _per_member(values: Sequence[float]) -> keras.Variable:
+    return keras.Variable(
+        np.asarray(values, "float32").reshape(-1, 1, 1), trainable=False, dtype="float32"
+    )

@@ -1,0 +1,181 @@
+"""Fused packs (``search.packs``): a member of a pack trains like the same trial alone
+(same initial weights, same batches, no dropout: per-epoch figures within 1e-5), K identical
+members give K identical results, each member stops, keeps its best weights and meets its
+own errors alone, and what cannot be fused says why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from search.data import splits_from_config
+from search.data.splits import Splits
+from search.packs import Member, fit_pack, fuse, why_not
+from search.trial import build_compiled
+from tests.conftest import compose, tiny
+
+EPOCHS = 4
+
+
+class Rows(keras.callbacks.Callback):
+    """Each epoch's logs, as a member's callbacks see them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.rows.append(dict(logs or {}))
+
+
+def _model(tmp_path: Path, seed: int, *overrides: str) -> tuple[keras.Model, Splits]:
+    """A trial's compiled model, as the harness builds it from the trial's config."""
+    cfg = compose("study=deep_dnn", *tiny(tmp_path / "mlruns", f"seed={seed}", *overrides))
+    splits = splits_from_config(cfg.dataset)
+    keras.utils.set_random_seed(seed)
+    return build_compiled(cfg, splits), splits
+
+
+def _inputs(splits: Splits) -> dict[str, Any]:
+    return {**splits.fit_inputs(64), "shuffle": False}  # the same batches, alone or packed
+
+
+def _alone(tmp_path: Path, seed: int, *overrides: str) -> dict[str, list[float]]:
+    model, splits = _model(tmp_path, seed, *overrides)
+    history: dict[str, list[float]] = model.fit(**_inputs(splits), epochs=EPOCHS, verbose=0).history
+    return history
+
+
+def _packed(
+    tmp_path: Path, trials: Sequence[tuple[int, tuple[str, ...]]], patience: int = 100
+) -> tuple[list[Member], list[Rows]]:
+    members, rows = [], []
+    for seed, overrides in trials:
+        model, splits = _model(tmp_path, seed, *overrides)
+        rows.append(Rows())
+        members.append(
+            Member(model, [rows[-1]], monitor="val_accuracy", mode="max", patience=patience)
+        )
+    fit_pack(members, _inputs(splits), epochs=EPOCHS)
+    return members, rows
+
+
+PACKS = [  # members differ in seed, learning rate, momentum: one op trains them all
+    pytest.param(
+        [(1, ()), (2, ("optimizer.learning_rate=0.004",)), (3, ("optimizer.learning_rate=0.01",))],
+        id="nadam",
+    ),
+    pytest.param(
+        [
+            (1, ("model.batch_norm=true", "optimizer.name=sgd", "optimizer.learning_rate=0.05")),
+            (2, ("model.batch_norm=true", "optimizer.name=sgd", "optimizer.momentum=0.9")),
+            (3, ("model.batch_norm=true", "optimizer.name=sgd", "optimizer.momentum=0.5")),
+        ],
+        id="batch_norm_sgd_momentum",
+    ),
+    pytest.param(
+        [
+            (
+                4,
+                (
+                    "model.activation=selu",
+                    "model.initializer=lecun_normal",
+                    "model.standardize=true",
+                    "optimizer.name=rmsprop",
+                ),
+            ),
+            (
+                5,
+                (
+                    "model.activation=selu",
+                    "model.initializer=lecun_normal",
+                    "model.standardize=true",
+                    "optimizer.name=rmsprop",
+                    "optimizer.learning_rate=0.003",
+                ),
+            ),
+        ],
+        id="selu_standardized_rmsprop",
+    ),
+]
+
+
+@pytest.mark.parametrize("trials", PACKS)
+def test_a_member_trains_like_the_same_trial_alone(
+    tmp_path: Path, trials: list[tuple[int, tuple[str, ...]]]
+) -> None:
+    _, rows = _packed(tmp_path, trials)
+    for (seed, overrides), member_rows in zip(trials, rows, strict=True):
+        alone = _alone(tmp_path, seed, *overrides)
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            packed = [row[name] for row in member_rows.rows]
+            assert len(packed) == EPOCHS
+            np.testing.assert_allclose(packed, alone[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_identical_members_give_identical_results(tmp_path: Path) -> None:
+    """Dropout too: members draw their masks from one draw (common random numbers). To
+    float rounding: a fused matmul sums each member's columns in its own SIMD lanes."""
+    trial = (7, ("model.dropout_rate=0.2",))
+    members, rows = _packed(tmp_path, [trial] * 3)
+    for other in rows[1:]:
+        for mine, theirs in zip(rows[0].rows, other.rows, strict=True):
+            assert mine == pytest.approx(theirs, rel=1e-5, abs=1e-6)
+    weights = [m.model.get_weights() for m in members]
+    for other in weights[1:]:
+        for a, b in zip(weights[0], other, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_each_member_stops_alone_and_keeps_its_best_weights(tmp_path: Path) -> None:
+    """A learning rate that learns nothing stops early (patience 1); the other trains on;
+    each solo model ends at its best epoch, as Keras' EarlyStopping leaves it."""
+    trials = [(1, ("optimizer.learning_rate=1e-9",)), (2, ("optimizer.learning_rate=0.01",))]
+    members, rows = _packed(tmp_path, trials, patience=1)
+    assert len(rows[0].rows) < EPOCHS == len(rows[1].rows)
+    for member, member_rows in zip(members, (r.rows for r in rows), strict=True):
+        best = max(range(len(member_rows)), key=lambda e: member_rows[e]["val_accuracy"])
+        assert member.best_epoch == best
+        _, splits = _model(tmp_path, 0)
+        x, y = splits.probe("val", 10_000)
+        logged = member.model.evaluate(x, y, verbose=0, return_dict=True)
+        assert logged["accuracy"] == pytest.approx(member_rows[best]["val_accuracy"], abs=1e-5)
+
+
+class Fails(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if epoch == 1:
+            raise RuntimeError("pruned at epoch 1")
+
+
+def test_a_member_whose_callback_raises_stops_alone(tmp_path: Path) -> None:
+    (a, splits), (b, _) = _model(tmp_path, 1), _model(tmp_path, 2)
+    rows_a, rows_b = Rows(), Rows()
+    members = [Member(a, [Fails(), rows_a]), Member(b, [rows_b])]
+    fit_pack(members, _inputs(splits), epochs=EPOCHS)
+    assert isinstance(members[0].error, RuntimeError) and members[1].error is None
+    assert len(rows_a.rows) == 1 and len(rows_b.rows) == EPOCHS  # Fails ran before it
+
+
+def test_what_cannot_be_fused_says_why(tmp_path: Path) -> None:
+    model, _ = _model(tmp_path, 1)
+    wider, _ = _model(tmp_path, 1, "model.width=8")
+    assert why_not([model, model]) is None
+    assert "differ" in str(why_not([model, wider]))
+    sgd, _ = _model(tmp_path, 1, "optimizer.name=sgd")
+    nesterov, _ = _model(tmp_path, 1, "optimizer.name=sgd", "optimizer.nesterov=true")
+    assert "differ" in str(why_not([sgd, nesterov]))
+    inputs = keras.Input((8, 8))
+    conv = keras.layers.Dense(10, activation="softmax")(
+        keras.layers.GlobalAveragePooling1D()(inputs)
+    )
+    own = keras.Model(inputs, conv)
+    own.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert "GlobalAveragePooling1D" in str(why_not([own]))
+    with pytest.raises(ValueError, match="cannot be packed"):
+        fuse([own])
