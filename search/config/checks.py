@@ -118,6 +118,7 @@ def check_tracking_uri(uri: str) -> None:
 # whole-number keys and their least value: the harness reads them as they are
 _WHOLE = {
     "n_trials": 1,
+    "pack": 1,
     "warm_start_k": 1,
     "train.epochs": 1,
     "train.batch_size": 1,

@@ -11,7 +11,7 @@ no fused form of, members that differ in more than those hyperparameters).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -29,10 +29,7 @@ from search.packs.layers import (
 from search.packs.optimizers import OPTIMIZERS, packed_optimizer
 from search.packs.training import MEAN_METRICS, PackTraining
 
-__all__ = ["PackedModel", "fuse", "why_not"]
-
-# hyperparameters that may differ between members: held in variables of the pack
-MEMBER_KEYS = {"rate", "learning_rate", "momentum", "name", "seed"}
+__all__ = ["PackedModel", "fuse", "shape_key", "why_not"]
 
 
 def _fused(layer: keras.layers.Layer, k: int) -> PackedLayer | None:
@@ -89,9 +86,9 @@ def why_not(models: Sequence[keras.Model]) -> str | None:
     loss, metrics = _compiled(first)
     if not isinstance(loss, str) or any(m not in MEAN_METRICS for m in metrics):
         return "its loss or a metric is not one of Keras' by name"
-    shape = _shape_key(first)
+    shape = shape_key(first)
     for model in models[1:]:
-        if _shape_key(model) != shape:
+        if shape_key(model) != shape:
             return "its members differ in more than learning rate, momentum and dropout rate"
     return None
 
@@ -177,22 +174,26 @@ def _compiled(model: keras.Model) -> tuple[Any, list[Any]]:
     return config.get("loss"), list(config.get("metrics") or [])
 
 
-def _shape_key(model: keras.Model) -> str:
+def shape_key(model: keras.Model) -> str:
     """Everything that must be equal across members: layers' configs and weight shapes
     less the per-member hyperparameters, the optimizer's type and config less those, the
     loss, metrics and compile settings."""
 
-    def strip(config: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in config.items() if k not in MEMBER_KEYS}
+    def strip(config: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+        return {k: v for k, v in config.items() if k not in keys}
 
+    layers = {"name", "rate", "seed"}  # the dropout rate: a variable of the pack
     described: list[Any] = [
-        [type(layer).__name__, strip(layer.get_config()), [list(w.shape) for w in layer.weights]]
+        [
+            type(layer).__name__,
+            strip(layer.get_config(), layers),
+            [list(w.shape) for w in layer.weights],
+        ]
         for layer in model.layers
     ]
-    described.append([type(model.optimizer).__name__, strip(model.optimizer.get_config())])
+    optimizer = type(model.optimizer).__name__
+    per_member = {"name", "learning_rate"} | ({"momentum"} if optimizer == "SGD" else set())
+    described.append([optimizer, strip(model.optimizer.get_config(), per_member)])
     described.append(_compiled(model))
     described.append([model.steps_per_execution, model.jit_compile])
     return json.dumps(described, sort_keys=True, default=str)
-
-
-Builder = Callable[..., keras.Model]

@@ -26,6 +26,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -40,6 +41,10 @@ __all__ = ["Callback", "Objective", "StopRule", "grid_done", "run_trials", "sett
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 Objective = Callable[[optuna.Trial], float | Sequence[float]]  # several: multi-objective
+# K trials at once (a fused pack): per trial its value(s) or the exception that ended it
+PackObjective = Callable[
+    [Sequence[optuna.Trial]], Sequence[float | Sequence[float] | BaseException]
+]
 _TAKEN = (*FINISHED, TrialState.RUNNING)
 
 
@@ -70,8 +75,12 @@ def run_trials(
     rule: StopRule,
     callbacks: Sequence[Callback] = (),
     should_stop: Callable[[], bool] = lambda: False,
+    pack: int = 1,
+    pack_objective: PackObjective | None = None,
 ) -> int:
     """Run trials until the rule says stop; returns how many trials this worker told.
+    With ``pack`` > 1 and a ``pack_objective``, up to ``pack`` trials are asked at once
+    (no more than the quota leaves) and run by ``pack_objective`` together.
 
     Signals are held (see ``search.cli.signals``): one that comes while a trial is asked,
     told or its run opened or closed is raised inside the objective's training, or here at
@@ -83,16 +92,72 @@ def run_trials(
             _fail_stale(study)
             if _taken(study) >= rule.n_trials or grid_done(study):
                 break
-            trial = _ask(study)
-            if _taken(study, below=trial.number) >= rule.n_trials:
-                give_back(study, trial)
-                break
-            frozen = _run_one(study, trial, objective)
-            told += 1
-            for callback in callbacks:
-                callback(study, frozen)
+            if pack > 1 and pack_objective is not None:
+                trials = _ask_pack(study, min(pack, rule.n_trials - _taken(study)), rule)
+                if not trials:
+                    break
+                done = _run_pack(study, trials, pack_objective)
+            else:
+                trial = _ask(study)
+                if _taken(study, below=trial.number) >= rule.n_trials:
+                    give_back(study, trial)
+                    break
+                done = [_run_one(study, trial, objective)]
+            for frozen in done:
+                told += 1
+                for callback in callbacks:
+                    callback(study, frozen)
     raise_pending()
     return told
+
+
+def _ask_pack(study: optuna.Study, size: int, rule: StopRule) -> list[optuna.Trial]:
+    """Up to ``size`` trials; one asked in a race (lower-numbered trials fill the quota)
+    goes back to WAITING, and no more are asked."""
+    trials: list[optuna.Trial] = []
+    while len(trials) < size and not grid_done(study):
+        trial = _ask(study)
+        if _taken(study, below=trial.number) >= rule.n_trials:
+            give_back(study, trial)
+            break
+        trials.append(trial)
+    return trials
+
+
+def _run_pack(
+    study: optuna.Study, trials: Sequence[optuna.Trial], objective: PackObjective
+) -> list[FrozenTrial]:
+    """Run a pack; tell each trial its own end. An interrupt fails them all and propagates."""
+    for trial in trials:
+        mark_worker(trial)
+    with contextlib.ExitStack() as beats:
+        for trial in trials:
+            beats.enter_context(heartbeat(study, trial))  # type: ignore[arg-type]
+        try:
+            outcomes: list[Any] = list(objective(trials))
+        except BaseException as exc:  # the objective has closed every member's run
+            outcomes = [exc] * len(trials)
+            if outcome_of(exc).interrupted:  # Ctrl-C, SIGTERM: told, then the worker ends
+                _tell_pack(study, trials, outcomes)
+                raise
+    return _tell_pack(study, trials, outcomes)
+
+
+def _tell_pack(
+    study: optuna.Study, trials: Sequence[optuna.Trial], outcomes: Sequence[Any]
+) -> list[FrozenTrial]:
+    done = []
+    for trial, outcome in zip(trials, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            ended = outcome_of(outcome)
+            if ended.interrupted:  # it may have come after the objective recorded its end
+                with contextlib.suppress(Exception):
+                    for key, value in ended.user_attrs().items():
+                        trial.set_user_attr(key, value)
+            done.append(study.tell(trial, state=ended.state, skip_if_finished=True))
+        else:
+            done.append(study.tell(trial, outcome, skip_if_finished=True))
+    return done
 
 
 def grid_done(study: optuna.Study) -> bool:

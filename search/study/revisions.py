@@ -60,6 +60,7 @@ NOT_COMPARED = (
     "train.steps_per_execution",
     "train.jit_compile",
     "train.traced_models",
+    "pack",
     "search_path",
 )
 _COPIES = ("cifar10", "keras")  # sets whose dataset.path is a local copy, not the data

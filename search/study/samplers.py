@@ -89,6 +89,8 @@ def make_sampler(cfg: DictConfig, specs: list[ParamSpec], seed: int) -> optuna.s
         kwargs["search_space"] = grid_search_space(specs)
     if name == "cmaes":
         kwargs.setdefault("warn_independent_sampling", False)
+    if name == "tpe" and int(OmegaConf.select(cfg, "pack", default=1) or 1) > 1:
+        kwargs.setdefault("constant_liar", True)  # a pack's trials are asked before any ends
     return OnStep(_construct("sampler", name, SAMPLERS[name], seed=seed, **kwargs))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import keras
 import pandas as pd
@@ -30,7 +31,7 @@ from search.trial.evaluation import evaluate_test_set
 from search.trial.history import summarize_epochs
 from search.trial.traces import TRACED, start_fresh
 
-__all__ = ["FitResult", "fit_config", "objective_values"]
+__all__ = ["FitResult", "Prepared", "finish_fit", "fit_config", "objective_values", "prepare_fit"]
 
 
 @dataclass
@@ -47,6 +48,43 @@ class FitResult:
     values: tuple[float, ...] = ()  # one per objective (``search.config.objectives``)
 
 
+@dataclass
+class Prepared:
+    """A trial's model, built and compiled from its seed, ready to fit: the callbacks that
+    guard it (the recorder first) and its gradients before training."""
+
+    cfg: DictConfig
+    task: Task
+    model: keras.Model
+    recorder: EpochRecorder
+    guards: list[keras.callbacks.Callback]
+    reused: bool = False
+    probe: tuple[Any, Any] | None = None
+    grads_start: pd.DataFrame | None = None
+    error: BaseException | None = None  # what ended it in a pack (pruned, diverged, ...)
+
+
+def prepare_fit(
+    cfg: DictConfig, splits: Splits, recorder: EpochRecorder, reuse: bool = True
+) -> Prepared:
+    """Seed, build and compile the trial's model (one kept of its structure when ``reuse``:
+    ``search.trial.traces``), its guards and its gradients before training."""
+    keep = reuse and int(cfg.train.traced_models) > 0 and len(TRACED) > 0
+    start_fresh(int(cfg.seed), keep_caches=keep)
+    model = build_compiled(cfg, splits)
+    reused = TRACED.reused
+    if reuse:
+        model = TRACED.take(model, int(cfg.train.traced_models))  # one of this structure, if kept
+    prepared = Prepared(cfg, task_of(cfg), model, recorder, [recorder], TRACED.reused > reused)
+    diag = cfg.diagnostics
+    if diag.enabled:
+        if not prepared.task.chance_off() and splits.num_classes:
+            prepared.guards.append(_chance_detector(diag, splits.num_classes))
+        prepared.probe = splits.probe("train", int(diag.probe_examples))
+        prepared.grads_start = gradient_norms(model, *prepared.probe, loss_function(model))
+    return prepared
+
+
 def fit_config(
     cfg: DictConfig,
     splits: Splits,
@@ -59,40 +97,39 @@ def fit_config(
     figures sit at chance level. Exceptions raised by ``callbacks`` (a pruning callback)
     propagate; ``recorder.rows`` then holds the epochs done.
     """
-    start_fresh(int(cfg.seed), keep_caches=int(cfg.train.traced_models) > 0 and len(TRACED) > 0)
-    task = task_of(cfg)
-    model = build_compiled(cfg, splits)
-    reused = TRACED.reused
-    model = TRACED.take(model, int(cfg.train.traced_models))  # one of this structure, if kept
-    diag = cfg.diagnostics
+    prepared = prepare_fit(cfg, splits, recorder)
     early = keras.callbacks.EarlyStopping(
-        monitor=task.monitor,
-        mode=task.mode,
+        monitor=prepared.task.monitor,
+        mode=prepared.task.mode,
         patience=int(cfg.train.patience),
         restore_best_weights=True,
     )
-    guards: list[keras.callbacks.Callback] = [recorder]
-    if diag.enabled:
-        if not task.chance_off() and splits.num_classes:
-            guards.append(_chance_detector(diag, splits.num_classes))
-        x_probe, y_probe = splits.probe("train", int(diag.probe_examples))
-        grads_start = gradient_norms(model, x_probe, y_probe, loss_function(model))
-    model.fit(
+    prepared.model.fit(
         **splits.fit_inputs(int(cfg.train.batch_size)),
         epochs=int(cfg.train.epochs),
-        callbacks=[*guards, early, *callbacks],
+        callbacks=[*prepared.guards, early, *callbacks],
         verbose=int(cfg.train.verbose),
     )
-    metrics = summarize_epochs(recorder.rows, task.monitor, maximize=task.maximize)
+    return finish_fit(prepared, splits)
+
+
+def finish_fit(prepared: Prepared, splits: Splits, packed: int = 1) -> FitResult:
+    """What a fit produced (its model holds the best epoch's weights): the epochs'
+    summary, the diagnostics after training, the test set's figures, the objectives'
+    values. ``packed``: the number of trials its pack trained (1: alone)."""
+    cfg, task, model, rows = prepared.cfg, prepared.task, prepared.model, prepared.recorder.rows
+    metrics = summarize_epochs(rows, task.monitor, maximize=task.maximize)
     metrics["params"] = float(model.count_params())
-    metrics["reused_traces"] = float(TRACED.reused > reused)  # trained on graphs traced before
+    metrics["reused_traces"] = float(prepared.reused)  # trained on graphs traced before
+    metrics["packed_trials"] = float(packed)
     tables: dict[str, pd.DataFrame] = {}
-    if diag.enabled:
+    if prepared.probe is not None and prepared.grads_start is not None:
+        x_probe, y_probe = prepared.probe
         grads_end = gradient_norms(model, x_probe, y_probe, loss_function(model))
-        metrics.update(gradient_summary(grads_start, suffix="_start"))
+        metrics.update(gradient_summary(prepared.grads_start, suffix="_start"))
         metrics.update(gradient_summary(grads_end))
         metrics.update(dead_unit_fractions(model, splits.probe("val", len(x_probe))[0]))
-        tables["gradient_norms"] = grads_start.rename(columns={"norm": "start"}).assign(
+        tables["gradient_norms"] = prepared.grads_start.rename(columns={"norm": "start"}).assign(
             end=grads_end["norm"]
         )
     metrics.update(
@@ -104,10 +141,10 @@ def fit_config(
             bins=int(cfg.evaluate.ece_bins),
         )
     )
-    values = objective_values(task, metrics, recorder.rows)
+    values = objective_values(task, metrics, rows)
     return FitResult(
         value=values[0],
-        history=pd.DataFrame(recorder.rows),
+        history=pd.DataFrame(rows),
         metrics=metrics,
         tables=tables,
         model=model,

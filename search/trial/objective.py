@@ -14,9 +14,11 @@ import math
 import tempfile
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import optuna
 import psutil
 from omegaconf import DictConfig, OmegaConf
@@ -26,8 +28,7 @@ from search.config.compose import as_dict, resolved_copy
 from search.config.space import ParamSpec, apply_params, sample_params
 from search.config.task import Task, task_of
 from search.data.splits import Splits
-from search.study.front import dominated
-from search.study.names import Attr, Role, Tag
+from search.study.names import Attr, Tag
 from search.study.outcome import Outcome, outcome_of
 from search.tracking.models import KeptModel
 from search.tracking.runs import TrialRun
@@ -36,9 +37,19 @@ from search.trial.callbacks import EpochRecorder, PruningCallback
 from search.trial.fit import FitResult, fit_config
 from search.trial.graphs import released_graphs
 from search.trial.history import save_history, summarize_epochs
+from search.trial.keep import kept_model
 from search.trial.lr_range import resolve_auto_lr, write_finding
 
-__all__ = ["LR_KEY", "make_objective", "trial_config"]
+__all__ = [
+    "LR_KEY",
+    "OpenTrial",
+    "end_completed",
+    "end_failed",
+    "make_objective",
+    "open_trial",
+    "start_training",
+    "trial_config",
+]
 
 log = logging.getLogger("search")
 LR_KEY = "optimizer.learning_rate"
@@ -72,14 +83,27 @@ def make_objective(
     return objective
 
 
-def _run_trial(
+@dataclass
+class OpenTrial:
+    """A trial sampled, its config resolved and its MLflow run open."""
+
+    trial: optuna.Trial
+    config: DictConfig
+    sampled: dict[str, Any]
+    run: TrialRun
+    recorder: EpochRecorder
+    pruning: list[keras.callbacks.Callback]
+    auto_lr: bool
+
+
+def open_trial(
     trial: optuna.Trial,
     cfg: DictConfig,
     specs: list[ParamSpec],
-    splits: Splits,
     tracker: StudyTracker,
     revision: int,
-) -> float | tuple[float, ...]:
+) -> OpenTrial:
+    """Sample the trial's config and open its MLflow run (its epochs go to the run)."""
     config, sampled = trial_config(cfg, trial, specs)
     task = task_of(cfg)
     auto_lr = str(config.optimizer.learning_rate) == "auto"
@@ -95,86 +119,60 @@ def _run_trial(
     recorder = EpochRecorder(sink=run.log_epoch)
     # Optuna neither takes reports nor prunes in a multi-objective study
     pruning = [] if task.multi else [PruningCallback(trial, task.monitor, int(cfg.train.epochs))]
-    try:  # from here on, whatever happens closes the run
-        if run.run_id:  # empty while the MLflow store is unreachable (sync back-fills)
-            trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
-        trial.set_user_attr(Attr.CONFIG, as_dict(config))
-        with interruptible():  # a Ctrl-C held since the ask raises here (search.cli.signals)
-            source = "search" if LR_KEY in sampled else "config"
-            if auto_lr:
-                config = _find_lr(config, splits, run, trial)
-                source = "lr_find"
-            run.log_params({f"{LR_KEY}_source": source})
-            result = fit_config(config, splits, recorder, callbacks=pruning)
-    except BaseException as exc:
-        outcome = outcome_of(exc)
-        if outcome.diagnosis and pruning:  # the callback did not see the epoch that decided it
-            _report_last_epoch(trial, recorder, task)
-        try:
-            _end(trial, run, outcome, recorder, config)
-        except Exception as close_error:  # never hide how the trial ended
-            log.warning(f"trial {trial.number}: could not close its MLflow run ({close_error})")
-        raise
-    kept = _kept(trial, config, splits, result, sampled)
-    _end(trial, run, outcome_of(None), recorder, config, result=result, kept=kept)
-    return result.values if task.multi else result.value
+    return OpenTrial(trial, config, sampled, run, recorder, list(pruning), auto_lr)
 
 
-def _kept(
+def start_training(opened: OpenTrial) -> None:
+    """What the trial records before it trains (inside the block that closes its run)."""
+    trial, run = opened.trial, opened.run
+    if run.run_id:  # empty while the MLflow store is unreachable (sync back-fills)
+        trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
+    trial.set_user_attr(Attr.CONFIG, as_dict(opened.config))
+
+
+def _run_trial(
     trial: optuna.Trial,
-    config: DictConfig,
+    cfg: DictConfig,
+    specs: list[ParamSpec],
     splits: Splits,
-    result: FitResult,
-    sampled: dict[str, Any],
-) -> KeptModel | None:
-    """The trial's model to keep in MLflow (``tracking.log_models``): ``all`` keeps every
-    completed trial's, ``best`` one that beats every completed trial so far (of several
-    objectives: one no completed trial dominates, a new member of the Pareto front); a model
-    that becomes the study's best on the first objective is registered (version of the
-    model named after the study)."""
-    mode = str(config.tracking.log_models)
-    task = task_of(config)
-    best = _best_so_far(trial, result.value, task.maximize)
-    front = best or (task.multi and _on_front(trial, result.values, task))
-    if result.model is None or mode == "none" or (mode == "best" and not front):
-        return None
-    tags = {Tag.STUDY: str(config.study_name), Tag.TRIAL: str(trial.number), Tag.ROLE: Role.TRIAL}
-    return KeptModel(
-        result.model,
-        splits.probe("val", 2)[0],
-        params=sampled,
-        tags=tags,
-        register=str(config.study_name) if best else "",
-        value=result.value,
-        maximize=task.maximize,
-        step=int(result.metrics.get("best_epoch", 0)),
-    )
+    tracker: StudyTracker,
+    revision: int,
+) -> float | tuple[float, ...]:
+    opened = open_trial(trial, cfg, specs, tracker, revision)
+    try:  # from here on, whatever happens closes the run
+        start_training(opened)
+        with interruptible():  # a Ctrl-C held since the ask raises here (search.cli.signals)
+            source = "search" if LR_KEY in opened.sampled else "config"
+            if opened.auto_lr:
+                opened.config = _find_lr(opened.config, splits, opened.run, trial)
+                source = "lr_find"
+            opened.run.log_params({f"{LR_KEY}_source": source})
+            result = fit_config(opened.config, splits, opened.recorder, callbacks=opened.pruning)
+    except BaseException as exc:
+        end_failed(opened, exc)
+        raise
+    return end_completed(opened, splits, result)
 
 
-def _best_so_far(trial: optuna.Trial, value: float, maximize: bool) -> bool:
-    """``value`` beats every completed trial of the study (ties keep the earlier trial)."""
-    if not math.isfinite(value):
-        return False
-    study = getattr(trial, "study", None)  # an optuna.trial.FixedTrial has none
-    if study is None:
-        return True
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    values = [float(t.values[0]) for t in done if t.values]
-    if not values:
-        return True
-    return value > max(values) if maximize else value < min(values)
+def end_failed(opened: OpenTrial, exc: BaseException) -> None:
+    """Close a trial that ``exc`` ended (pruned, diagnosed, failed, interrupted)."""
+    outcome = outcome_of(exc)
+    task = task_of(opened.config)
+    if outcome.diagnosis and opened.pruning:  # the callback did not see the deciding epoch
+        _report_last_epoch(opened.trial, opened.recorder, task)
+    try:
+        _end(opened.trial, opened.run, outcome, opened.recorder, opened.config)
+    except Exception as close_error:  # never hide how the trial ended
+        log.warning(f"trial {opened.trial.number}: could not close its MLflow run ({close_error})")
 
 
-def _on_front(trial: optuna.Trial, values: tuple[float, ...], task: Task) -> bool:
-    """No completed trial of the study dominates ``values``."""
-    if not all(math.isfinite(v) for v in values):
-        return False
-    study = getattr(trial, "study", None)
-    if study is None:
-        return True
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    others = [t.values for t in done if t.values is not None]
-    return not dominated(values, others, [o.maximize for o in task.objectives])
+def end_completed(
+    opened: OpenTrial, splits: Splits, result: FitResult
+) -> float | tuple[float, ...]:
+    """Close a trial that trained to its end; its value (its values, of several)."""
+    kept = kept_model(opened.trial, opened.config, splits, result, opened.sampled)
+    _end(opened.trial, opened.run, outcome_of(None), opened.recorder, opened.config, result, kept)
+    return result.values if task_of(opened.config).multi else result.value
 
 
 def _find_lr(config: DictConfig, splits: Splits, run: TrialRun, trial: optuna.Trial) -> DictConfig:

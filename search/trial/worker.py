@@ -26,8 +26,11 @@ from search.study.storage import open_storage
 from search.tracking.tracker import StudyTracker
 from search.trial.devices import use_gpu, visible_gpus
 from search.trial.objective import make_objective
+from search.trial.pack_objective import make_pack_objective
 
 __all__ = ["work", "work_in_process"]
+
+log = logging.getLogger("search")
 
 
 def work(
@@ -49,8 +52,22 @@ def work(
         StopRule(int(cfg.n_trials), cfg.timeout),
         callbacks=[ProgressLine(logging.getLogger("search"), prefix), guard],
         should_stop=lambda: bool(guard.message),
+        pack=_pack_size(cfg, prefix),
+        pack_objective=make_pack_objective(cfg, specs, splits, tracker, revision),
     )
     return guard.message
+
+
+def _pack_size(cfg: DictConfig, prefix: str) -> int:
+    """``pack``, or 1 where trials cannot train together (said once)."""
+    size = int(cfg.pack)
+    if size > 1 and str(cfg.optimizer.learning_rate) == "auto":
+        if not prefix or prefix.startswith("[w0]"):
+            log.warning(
+                f"note: pack={size} is ignored: each trial finds its own learning rate first"
+            )
+        return 1
+    return size
 
 
 def work_in_process(
