@@ -6,15 +6,19 @@ alternating arms:
 
 - ``previous``: ``train.steps_per_execution=1 train.traced_models=0`` (every step a call
   into the graph, every trial traces its own graphs: the defaults before issue 16);
-- ``default``: the defaults as they are.
+- ``default``: the defaults as they are;
+- ``pack``: the defaults with ``pack=K`` (``--pack``, 8): K asked trials train as fused
+  packs (``search.packs``).
 
-Both arms train the same trials bit for bit (the same seed gives the same sampled
-parameters, and neither setting changes a result), so the best value must be the same; the
-table checks it. Per arm: the study's own seconds (first trial start to last trial end; the
+``previous`` and ``default`` train the same trials bit for bit (the same seed gives the same
+sampled parameters, and neither setting changes a result), so their best value must be the
+same; the table checks it. ``pack`` samples K trials before any ends (TPE with a constant
+liar) and trains members on shared batches: its best value must be no worse (median over
+seeds). Per arm: the study's own seconds (first trial start to last trial end; the
 command's wall time, start-up included, beside it), finished trials per hour from the
 study's seconds, tracing seconds per trial (a trial's first epoch minus its median later
-epoch, averaged over the trials) and the share of trials that trained on a kept model. The
-ratio row is ``default`` over ``previous``: medians over seeds.
+epoch, over the trials of its pack, averaged over the trials) and the share of trials that
+trained on a kept model. The ratio rows are over ``previous``: medians over seeds.
 
     python benchmarks/trial_speed.py            # 3 seeds x 10 trials (~15 min)
     python benchmarks/trial_speed.py --quick    # 1 seed x 3 trials of 2 epochs, lr only (CI)
@@ -46,6 +50,7 @@ RESULTS = REPO / "benchmarks" / "results"
 ARMS = {
     "previous": ["train.steps_per_execution=1", "train.traced_models=0"],
     "default": [],
+    "pack": [],  # pack=K: set in main
 }
 STUDY = "deep_dnn"
 
@@ -82,8 +87,8 @@ def _figures(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float | int]:
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     seconds = (max(ends) - min(starts)).total_seconds() if starts and ends else math.nan
     metrics = [t.user_attrs.get(Attr.METRICS) or {} for t in trials]
-    tracing = [
-        m["first_epoch_seconds"] - m["seconds_per_epoch"]
+    tracing = [  # a pack's tracing over its members
+        (m["first_epoch_seconds"] - m["seconds_per_epoch"]) / m.get("packed_trials", 1.0)
         for m in metrics
         if "first_epoch_seconds" in m and "seconds_per_epoch" in m
     ]
@@ -94,16 +99,25 @@ def _figures(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float | int]:
         "trials_per_hour": len(trials) / seconds * 3600 if seconds else math.nan,
         "tracing_per_trial": statistics.fmean(tracing) if tracing else math.nan,
         "reused": statistics.fmean(m.get("reused_traces", 0.0) for m in metrics) if metrics else 0,
+        "packed": statistics.fmean(m.get("packed_trials", 1.0) for m in metrics) if metrics else 1,
         "best_value": max(values) if values else math.nan,
     }
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per arm, the median over seeds; then the ratio default / previous."""
-    columns = ["wall_seconds", "study_seconds", "trials_per_hour", "tracing_per_trial", "reused"]
+    """Per arm, the median over seeds; then the ratios over previous."""
+    columns = [
+        "wall_seconds",
+        "study_seconds",
+        "trials_per_hour",
+        "tracing_per_trial",
+        "reused",
+        "packed",
+    ]
     rows = runs.groupby("arm", sort=False)[columns].median().reindex(list(ARMS))
     rows["best_value"] = runs.groupby("arm", sort=False)["best_value"].median()
     rows.loc["default / previous"] = rows.loc["default"] / rows.loc["previous"]
+    rows.loc["pack / previous"] = rows.loc["pack"] / rows.loc["previous"]
     return rows.round(3)
 
 
@@ -114,12 +128,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--quick", action="store_true", help="1 seed, 3 trials of 2 epochs")
+    parser.add_argument("--pack", type=int, default=8, help="K of the pack arm (pack=K)")
     parser.add_argument("--out", type=Path, default=None, help="CSV (default: benchmarks/results)")
     parser.add_argument(
         "--override", nargs="*", default=[], help="more overrides, e.g. '~space.model' (lr only)"
     )
     args = parser.parse_args()
     trials, seeds = (3, [42]) if args.quick else (args.trials, args.seeds)
+    ARMS["pack"] = [f"pack={2 if args.quick else args.pack}"]
     extra = ["train.epochs=2", "~space.model"] if args.quick else []  # quick: one structure
     extra += args.override
     runs = pd.DataFrame(
@@ -130,6 +146,8 @@ def main() -> None:
     print(table(runs).to_string())
     same = runs.pivot(index="seed", columns="arm", values="best_value")
     print(f"same best value in every seed: {bool((same['default'] == same['previous']).all())}")
+    no_worse = int((same["pack"] >= same["previous"]).sum())
+    print(f"pack's best value no worse than previous's in {no_worse} of {len(same)} seeds")
     out = args.out or RESULTS / ("trial_speed_quick.csv" if args.quick else "trial_speed.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out, index=False)
