@@ -5,7 +5,7 @@ own errors alone, and what cannot be fused says why."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,18 @@ import pytest
 
 from search.data import splits_from_config
 from search.data.splits import Splits
-from search.packs import Member, fit_pack, fuse, why_not
+from search.packs import PACKS, Member, fit_pack, fuse, why_not
 from search.trial import build_compiled
 from tests.conftest import compose, tiny
 
 EPOCHS = 4
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_packs() -> Iterator[None]:
+    PACKS.clear()
+    yield
+    PACKS.clear()
 
 
 class Rows(keras.callbacks.Callback):
@@ -65,7 +72,7 @@ def _packed(
     return members, rows
 
 
-PACKS = [  # members differ in seed, learning rate, momentum: one op trains them all
+PACK_CASES = [  # members differ in seed, learning rate, momentum: one op trains them all
     pytest.param(
         [(1, ()), (2, ("optimizer.learning_rate=0.004",)), (3, ("optimizer.learning_rate=0.01",))],
         id="nadam",
@@ -105,7 +112,7 @@ PACKS = [  # members differ in seed, learning rate, momentum: one op trains them
 ]
 
 
-@pytest.mark.parametrize("trials", PACKS)
+@pytest.mark.parametrize("trials", PACK_CASES)
 def test_a_member_trains_like_the_same_trial_alone(
     tmp_path: Path, trials: list[tuple[int, tuple[str, ...]]]
 ) -> None:
@@ -116,6 +123,19 @@ def test_a_member_trains_like_the_same_trial_alone(
             packed = [row[name] for row in member_rows.rows]
             assert len(packed) == EPOCHS
             np.testing.assert_allclose(packed, alone[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_a_member_without_dropout_packs_with_members_with_it(tmp_path: Path) -> None:
+    """A dropout rate of 0 builds no Dropout layers; in a pack it is a rate of 0: that
+    member still trains like alone, the other with its own rate."""
+    trials = [(1, ()), (2, ("model.dropout_rate=0.3", "optimizer.learning_rate=0.003"))]
+    members, rows = _packed(tmp_path, trials)
+    assert len(members[1].model.layers) > len(members[0].model.layers)  # its Dropout layers
+    alone = _alone(tmp_path, 1)
+    for name in ("loss", "val_loss", "val_accuracy"):
+        packed = [row[name] for row in rows[0].rows]
+        np.testing.assert_allclose(packed, alone[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    assert len(rows[1].rows) == EPOCHS
 
 
 def test_identical_members_give_identical_results(tmp_path: Path) -> None:
@@ -179,3 +199,21 @@ def test_what_cannot_be_fused_says_why(tmp_path: Path) -> None:
     assert "GlobalAveragePooling1D" in str(why_not([own]))
     with pytest.raises(ValueError, match="cannot be packed"):
         fuse([own])
+
+
+def test_a_kept_pack_trains_new_members_as_a_new_pack_would(tmp_path: Path) -> None:
+    """Weights, rates, momenta, optimizer state and dropout draws all start afresh."""
+    sgd = ("optimizer.name=sgd", "optimizer.momentum=0.9", "model.dropout_rate=0.2")
+    first = [(1, sgd), (2, (*sgd, "optimizer.learning_rate=0.05"))]
+    later = [(3, (*sgd, "optimizer.learning_rate=0.02")), (4, sgd)]
+    _packed(tmp_path, first)
+    assert len(PACKS) == 1 and PACKS.reused == 0
+    members, on_kept = _packed(tmp_path, later)
+    assert PACKS.reused == 1
+    PACKS.clear()
+    again, on_new = _packed(tmp_path, later)
+    assert PACKS.reused == 1  # a new pack: none kept
+    for kept_rows, new_rows in zip(on_kept, on_new, strict=True):
+        assert kept_rows.rows == new_rows.rows
+    for a, b in zip(members[0].model.get_weights(), again[0].model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

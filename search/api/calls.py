@@ -152,11 +152,13 @@ def _command(config_name: str, words: list[str]) -> Iterator[DictConfig]:
 
 
 def _clear_keras() -> None:
-    """A notebook's kernel lives on: the models a call kept (``search.trial.traces``) and
-    Keras' state go when it returns."""
+    """A notebook's kernel lives on: the models and packs a call kept
+    (``search.trial.traces``, ``search.packs.kept``) and Keras' state go when it returns."""
     import sys
 
     if "search.trial.traces" in sys.modules:
         sys.modules["search.trial.traces"].TRACED.clear()
+    if "search.packs.kept" in sys.modules:
+        sys.modules["search.packs.kept"].PACKS.clear()
     if "keras" in sys.modules:
         sys.modules["keras"].backend.clear_session()

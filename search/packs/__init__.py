@@ -5,6 +5,7 @@ stopping, best weights and callbacks."""
 from __future__ import annotations
 
 from search.packs.fit import Member, fit_pack
+from search.packs.kept import PACKS
 from search.packs.model import PackedModel, fuse, why_not
 
-__all__ = ["Member", "PackedModel", "fit_pack", "fuse", "why_not"]
+__all__ = ["PACKS", "Member", "PackedModel", "fit_pack", "fuse", "why_not"]

@@ -20,7 +20,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from search.packs.model import PackedModel, fuse
+from search.packs.kept import PACKS
+from search.packs.model import PackedModel
 
 __all__ = ["Member", "fit_pack"]
 
@@ -117,10 +118,15 @@ def fit_pack(
     seed: int | None = None,
     verbose: int = 0,
     jit_compile: bool | None = None,
+    keep: int | None = None,
 ) -> PackedModel:
     """Train ``members`` as one pack on ``fit_inputs`` (``x``, ``y``, ``validation_data``,
-    ... as ``Model.fit`` takes them); each member's solo model ends with its best weights."""
-    pack = fuse([m.model for m in members], seed=seed, jit_compile=jit_compile)
+    ... as ``Model.fit`` takes them); each member's solo model ends with its best weights.
+    ``keep``: how many packs this process keeps for later packs of their kind (None: as
+    it is, 4 at first; 0: none, and the kept ones go)."""
+    if keep is not None:
+        PACKS.limit = keep
+    pack = PACKS.pack_for([m.model for m in members], seed=seed, jit_compile=jit_compile)
     epochs_of = MemberEpochs(members)
     epochs_of.pack = pack
     for member in members:
@@ -132,15 +138,8 @@ def fit_pack(
         for k, member in enumerate(members):
             pack.give_back(k, member.model)
             if member.best_weights is not None:
-                _load(member.model, member.best_weights, pack, k)
+                pack.load(member.model, member.best_weights)
     return pack
-
-
-def _load(model: keras.Model, weights: list[list[np.ndarray]], pack: PackedModel, k: int) -> None:
-    solo = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    for layer, own in zip(solo, weights, strict=True):
-        if layer.weights:
-            layer.set_weights([w.reshape(v.shape) for w, v in zip(own, layer.weights, strict=True)])
 
 
 def _learning_rate(model: keras.Model) -> float:

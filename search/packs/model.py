@@ -26,10 +26,10 @@ from search.packs.layers import (
     PackedLayer,
     PackedNormalization,
 )
-from search.packs.optimizers import OPTIMIZERS, packed_optimizer
+from search.packs.optimizers import OPTIMIZERS, packed_optimizer, set_member_rates
 from search.packs.training import MEAN_METRICS, PackTraining
 
-__all__ = ["PackedModel", "fuse", "shape_key", "why_not"]
+__all__ = ["PackedModel", "aligned", "fuse", "shape_key", "template_kinds", "why_not"]
 
 
 def _fused(layer: keras.layers.Layer, k: int) -> PackedLayer | None:
@@ -70,7 +70,7 @@ FUSABLE = (
 def why_not(models: Sequence[keras.Model]) -> str | None:
     """Why these compiled models cannot train as one pack; None when they can."""
     first = models[0]
-    for layer in first.layers:
+    for layer in (layer for model in models for layer in model.layers):
         kind = type(layer).__name__
         if kind not in FUSABLE or not type(layer).__module__.startswith("keras"):
             return f"its layer {layer.name} ({kind}) has no fused form"
@@ -87,10 +87,39 @@ def why_not(models: Sequence[keras.Model]) -> str | None:
     if not isinstance(loss, str) or any(m not in MEAN_METRICS for m in metrics):
         return "its loss or a metric is not one of Keras' by name"
     shape = shape_key(first)
-    for model in models[1:]:
-        if shape_key(model) != shape:
+    kinds = template_kinds(models)
+    for model in models:
+        if shape_key(model) != shape or aligned(kinds, model) is None:
             return "its members differ in more than learning rate, momentum and dropout rate"
     return None
+
+
+DROPOUTS = ("Dropout", "AlphaDropout")
+
+
+def _layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+
+
+def template_kinds(models: Sequence[keras.Model]) -> list[str]:
+    """The pack's chain, by layer type: the members' with the most layers (a member
+    without dropout, a rate of 0, has none of the others' dropout layers)."""
+    return [type(layer).__name__ for layer in max((_layers(m) for m in models), key=len)]
+
+
+def aligned(kinds: Sequence[str], model: keras.Model) -> list[keras.layers.Layer | None] | None:
+    """``model``'s layer at each place of the chain ``kinds`` (None: a dropout it lacks);
+    None when its layers do not fit the chain."""
+    own, out, j = _layers(model), [], 0
+    for kind in kinds:
+        if j < len(own) and type(own[j]).__name__ == kind:
+            out.append(own[j])
+            j += 1
+        elif kind in DROPOUTS:
+            out.append(None)
+        else:
+            return None
+    return out if j == len(own) else None
 
 
 def fuse(
@@ -101,31 +130,29 @@ def fuse(
     if reason is not None:
         raise ValueError(f"these models cannot be packed: {reason}")
     first = models[0]
-    k = len(models)
-    solo = [layer for layer in first.layers if type(layer).__name__ != "InputLayer"]
-    layers = [_fused(layer, k) for layer in solo]
-    for layer in layers:
-        if isinstance(layer, PackedDropout):
-            layer.seed_generator = keras.random.SeedGenerator(seed)
+    kinds = template_kinds(models)
+    template = next(m for m in models if len(_layers(m)) == len(kinds))
+    layers = [_fused(layer, len(models)) for layer in _layers(template)]
     loss, metrics = _compiled(first)
-    pack = PackedModel([layer for layer in layers if layer is not None], loss, metrics)
+    pack = PackedModel([layer for layer in layers if layer is not None], loss, metrics, kinds)
     pack(np.zeros((1, *first.input_shape[1:]), "float32"))  # builds every layer
-    for i, layer in enumerate(layers):
-        if layer is not None:
-            layer.stack(
-                [_solo_weights(model.layers[first.layers.index(solo[i])]) for model in models]
-            )
+    optimizer = packed_optimizer(models, pack.active)
     pack.compile_pack(
-        packed_optimizer(models, pack.active),
+        optimizer,
         steps_per_execution=int(first.steps_per_execution or 1),
         jit_compile=bool(first.jit_compile) if jit_compile is None else jit_compile,
     )
+    optimizer.build(pack.trainable_variables)
+    pack.fresh_optimizer = [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
+    pack.restart(models, seed)
     return pack
 
 
-def _solo_weights(layer: keras.layers.Layer) -> list[Any]:
+def _solo_weights(layer: keras.layers.Layer | None) -> list[Any]:
+    if layer is None:  # a dropout the member lacks: rate 0
+        return [0.0]
     kind = type(layer).__name__
-    if kind in ("Dropout", "AlphaDropout"):
+    if kind in DROPOUTS:
         return [layer.rate]
     if kind == "Normalization":
         return [keras.ops.convert_to_numpy(layer.mean), keras.ops.convert_to_numpy(layer.variance)]
@@ -135,9 +162,12 @@ def _solo_weights(layer: keras.layers.Layer) -> list[Any]:
 class PackedModel(PackTraining):
     """The fused layers in a chain, with ``PackTraining``'s per-member fit."""
 
-    def __init__(self, layers: Sequence[PackedLayer], loss: str, metrics: list[str]) -> None:
+    def __init__(
+        self, layers: Sequence[PackedLayer], loss: str, metrics: list[str], kinds: Sequence[str]
+    ) -> None:
         super().__init__(layers[0].members, loss, metrics)
         self.chain = list(layers)
+        self.kinds = list(kinds)  # the solo layers' types, place by place
 
     def call(self, x: Any, training: bool | None = None) -> Any:
         for layer in self.chain:
@@ -147,20 +177,42 @@ class PackedModel(PackTraining):
             x = keras.ops.broadcast_to(keras.ops.expand_dims(x, 0), (self.members, *x.shape))
         return x
 
+    def restart(self, models: Sequence[keras.Model], seed: int | None) -> None:
+        """Start again from ``models``' initial weights and hyperparameters (a pack of
+        their structure and size): every member running, a fresh optimizer state, the
+        dropout draws from ``seed``. The traced train and test functions stay."""
+        solo = [self._aligned(model) for model in models]
+        for i, layer in enumerate(self.chain):
+            layer.stack([_solo_weights(own[i]) for own in solo])
+            if isinstance(layer, PackedDropout):
+                layer.seed_generator.state.assign(np.asarray([seed or 0, 0], "uint32"))
+        for variable, value in zip(self.optimizer.variables, self.fresh_optimizer, strict=True):
+            variable.assign(value)
+        set_member_rates(self.optimizer, models)
+        self.active.assign(np.ones(self.members, "float32"))
+        self.stop_training = False
+
     def give_back(self, k: int, model: keras.Model) -> None:
         """Member k's current weights into its solo ``model``."""
-        solo = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-        for packed, layer in zip(self.chain, solo, strict=True):
-            if layer.weights:
-                layer.set_weights(
-                    [
-                        w.reshape(v.shape)
-                        for w, v in zip(packed.member(k), layer.weights, strict=True)
-                    ]
-                )
+        self.load(model, self.member_weights(k))
 
     def member_weights(self, k: int) -> list[list[np.ndarray]]:
+        """Member k's weights, place by place of the chain."""
         return [layer.member(k) for layer in self.chain]
+
+    def load(self, model: keras.Model, weights: Sequence[Sequence[np.ndarray]]) -> None:
+        """``weights`` (``member_weights``) into a member's solo ``model``."""
+        for layer, own in zip(self._aligned(model), weights, strict=True):
+            if layer is not None and layer.weights:
+                layer.set_weights(
+                    [w.reshape(v.shape) for w, v in zip(own, layer.weights, strict=True)]
+                )
+
+    def _aligned(self, model: keras.Model) -> list[keras.layers.Layer | None]:
+        solo = aligned(self.kinds, model)
+        if solo is None:
+            raise ValueError(f"model {model.name} does not fit this pack's layers")
+        return solo
 
 
 def _is_chain(model: keras.Model) -> bool:
@@ -190,6 +242,7 @@ def shape_key(model: keras.Model) -> str:
             [list(w.shape) for w in layer.weights],
         ]
         for layer in model.layers
+        if type(layer).__name__ not in DROPOUTS  # a member without dropout: rate 0
     ]
     optimizer = type(model.optimizer).__name__
     per_member = {"name", "learning_rate"} | ({"momentum"} if optimizer == "SGD" else set())

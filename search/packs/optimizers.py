@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["OPTIMIZERS", "SHARED", "PackedSGD", "packed_optimizer"]
+__all__ = ["OPTIMIZERS", "SHARED", "PackedSGD", "packed_optimizer", "set_member_rates"]
 
 OPTIMIZERS = ("sgd", "adam", "nadam", "rmsprop")  # AdamW decays with a rate of its own
 SHARED = "shared_kernel"  # the first layer's kernel, members on axis 1 (``PackedDense``)
@@ -68,25 +68,41 @@ class PackedSGD(keras.optimizers.SGD):  # noqa: D101
 
 def packed_optimizer(models: Sequence[keras.Model], active: keras.Variable) -> Any:
     """The members' optimizer (one type, one config but for learning rate and SGD's
-    momentum) for a pack whose running members ``active`` (``[K]``, 1 or 0) marks."""
+    momentum) for a pack whose running members ``active`` (``[K]``, 1 or 0) marks; the
+    rates (``set_member_rates``) are variables: a kept pack takes new members' rates."""
     first = models[0].optimizer
     name = type(first).__name__.lower()
     config = dict(first.get_config())
-    lrs = _per_member([float(ops.convert_to_numpy(m.optimizer.learning_rate)) for m in models])
+    rates = _per_member([0.0] * len(models))
+    momenta = _per_member([0.0] * len(models))
 
     def gate() -> Any:  # read at every step
         return ops.reshape(active, (-1, 1, 1))
 
     def learning_rate() -> Any:
-        return ops.multiply(lrs, gate())
+        return ops.multiply(rates, gate())
 
     for key in ("name", "learning_rate"):
         config.pop(key, None)
+    optimizer: Any
     if name == "sgd" and any(m.optimizer.momentum for m in models):
-        momenta = _per_member([float(m.optimizer.momentum) for m in models])
-        return PackedSGD(learning_rate, lambda: ops.multiply(momenta, gate()), config["nesterov"])
-    packed: Any = type(f"Packed{type(first).__name__}", (MemberRates, type(first)), {})
-    return packed.from_config({**config, "learning_rate": learning_rate})
+        optimizer = PackedSGD(
+            learning_rate, lambda: ops.multiply(momenta, gate()), config["nesterov"]
+        )
+    else:
+        packed: Any = type(f"Packed{type(first).__name__}", (MemberRates, type(first)), {})
+        optimizer = packed.from_config({**config, "learning_rate": learning_rate})
+    optimizer.member_rates, optimizer.member_momenta = rates, momenta
+    set_member_rates(optimizer, models)
+    return optimizer
+
+
+def set_member_rates(optimizer: Any, models: Sequence[keras.Model]) -> None:
+    """Each member's learning rate (and SGD momentum) from its solo model's optimizer."""
+    rates = [float(ops.convert_to_numpy(m.optimizer.learning_rate)) for m in models]
+    momenta = [float(getattr(m.optimizer, "momentum", 0.0) or 0.0) for m in models]
+    optimizer.member_rates.assign(np.asarray(rates, "float32").reshape(-1, 1, 1))
+    optimizer.member_momenta.assign(np.asarray(momenta, "float32").reshape(-1, 1, 1))
 
 
 def _per_member(values: Sequence[float]) -> keras.Variable:

@@ -55,6 +55,7 @@ class PackTraining(keras.Model):
     def __init__(self, members: int, loss: str, metrics: list[str]) -> None:
         super().__init__()
         self.members = members
+        self.fresh_optimizer: list[Any] = []  # the optimizer's state before any step
         self.active = keras.Variable(np.ones(members, "float32"), trainable=False, name="active")
         self.member_loss = keras.losses.get(loss)
         self.member_metrics = {

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from search.config.objectives import COSTS
 from search.config.task import Task, task_of
 from search.data.splits import Splits
+from search.packs import PACKS
 from search.trial.build import build_compiled, loss_function
 from search.trial.callbacks import EpochRecorder
 from search.trial.diagnostics import (
@@ -69,7 +70,7 @@ def prepare_fit(
 ) -> Prepared:
     """Seed, build and compile the trial's model (one kept of its structure when ``reuse``:
     ``search.trial.traces``), its guards and its gradients before training."""
-    keep = reuse and int(cfg.train.traced_models) > 0 and len(TRACED) > 0
+    keep = int(cfg.train.traced_models) > 0 and (len(TRACED) > 0 or len(PACKS) > 0)
     start_fresh(int(cfg.seed), keep_caches=keep)
     model = build_compiled(cfg, splits)
     reused = TRACED.reused

@@ -102,13 +102,15 @@ def _fit_group(
         )
         for p, own in zip(prepared, callbacks, strict=True)
     ]
-    start_fresh(int(first.seed), keep_caches=False)  # the pack's batches: its first seed's
+    keep = int(first.train.traced_models)
+    start_fresh(int(first.seed), keep_caches=keep > 0)  # the batches: its first seed's
     fit_pack(
         members,
         splits.fit_inputs(int(first.train.batch_size)),
         epochs=int(first.train.epochs),
         seed=int(first.seed),
         verbose=int(first.train.verbose),
+        keep=min(keep, 4),
     )
     for p, member in zip(prepared, members, strict=True):
         p.error = member.error
