@@ -3,13 +3,18 @@ trial and MLflow run as if alone; the quota, pruning, Ctrl-C and kill -9 keep th
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 
+import keras
 import optuna
 import pytest
 
-from tests.conftest import client_in, run_cli, study_in, tiny
+from search.data import splits_from_config
+from search.trial import EpochRecorder, FitResult
+from search.trial.packed import _said, fit_packed
+from tests.conftest import client_in, compose, run_cli, study_in, tiny
 from tests.test_faults import (
     FAIL,
     FINISHED,
@@ -104,3 +109,30 @@ def test_kill_9_in_a_pack_then_the_same_command_tops_up(workdir: Path) -> None:
     assert len(orphaned) == 2 and all(t.state == FAIL for t in orphaned)
     assert len(study.get_trials(states=FINISHED)) == 3
     assert_one_run_per_trial(study, client_in(workdir))
+
+
+def conv_net(input_shape: tuple[int, ...], num_classes: int, **_: object) -> keras.Model:
+    """A builder of the user's own with a layer packs have no fused form of."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Flatten()(x))
+    return keras.Model(inputs, outputs)
+
+
+def test_a_model_without_a_fused_form_trains_alone_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    overrides = ["model.builder=tests.test_pack_runs:conv_net", "pack=2"]
+    entries = []
+    for seed in (1, 2, 3):
+        cfg = compose("study=deep_dnn", *tiny(tmp_path / "mlruns", f"seed={seed}", *overrides))
+        entries.append((cfg, EpochRecorder(), []))
+    splits = splits_from_config(entries[0][0].dataset)
+    _said.clear()  # said once per process: this test's process may have said it before
+    with caplog.at_level(logging.WARNING, logger="search"):
+        results = fit_packed(entries, splits)
+        fit_packed(entries[:2], splits)
+    assert all(isinstance(r, FitResult) for r in results)
+    assert [r.metrics["packed_trials"] for r in results if isinstance(r, FitResult)] == [1.0] * 3
+    notes = [r.getMessage() for r in caplog.records if "not packed" in r.getMessage()]
+    assert len(notes) == 1 and "Conv2D" in notes[0], notes
