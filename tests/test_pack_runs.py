@@ -14,6 +14,7 @@ import pytest
 from search.data import splits_from_config
 from search.trial import EpochRecorder, FitResult
 from search.trial.packed import _said, fit_packed
+from search.trial.worker import _pack_size
 from tests.conftest import client_in, compose, run_cli, study_in, tiny
 from tests.test_faults import (
     FAIL,
@@ -136,3 +137,21 @@ def test_a_model_without_a_fused_form_trains_alone_and_says_so_once(
     assert [r.metrics["packed_trials"] for r in results if isinstance(r, FitResult)] == [1.0] * 3
     notes = [r.getMessage() for r in caplog.records if "not packed" in r.getMessage()]
     assert len(notes) == 1 and "Conv2D" in notes[0], notes
+
+
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        (("optimizer.learning_rate=auto",), "its own learning rate"),
+        (("metric=[val_accuracy,seconds_per_epoch]", "direction=[maximize,minimize]"), "pack's"),
+    ],
+)
+def test_pack_is_ignored_where_a_trial_must_train_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, overrides: tuple[str, ...], why: str
+) -> None:
+    cfg = compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "pack=4", *overrides))
+    with caplog.at_level(logging.WARNING, logger="search"):
+        assert _pack_size(cfg, "") == 1
+    assert [r.getMessage() for r in caplog.records if "pack=4 is ignored" in r.getMessage()]
+    assert why in caplog.text
+    assert _pack_size(compose("study=deep_dnn", *tiny(tmp_path / "m", "pack=4")), "") == 4

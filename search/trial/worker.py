@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from search.cli.errors import first_line
 from search.config.devices import plan_devices
 from search.config.space import ParamSpec, parse_space
+from search.config.task import task_of
 from search.data.load import splits_of
 from search.data.splits import Splits
 from search.study.loop import StopRule, run_trials, settle_heap
@@ -61,11 +62,14 @@ def work(
 def _pack_size(cfg: DictConfig, prefix: str) -> int:
     """``pack``, or 1 where trials cannot train together (said once)."""
     size = int(cfg.pack)
-    if size > 1 and str(cfg.optimizer.learning_rate) == "auto":
+    why = ""
+    if str(cfg.optimizer.learning_rate) == "auto":
+        why = "each trial finds its own learning rate first"
+    elif any(o.name == "seconds_per_epoch" for o in task_of(cfg).objectives):
+        why = "seconds_per_epoch, an objective, would be the pack's epoch"
+    if size > 1 and why:
         if not prefix or prefix.startswith("[w0]"):
-            log.warning(
-                f"note: pack={size} is ignored: each trial finds its own learning rate first"
-            )
+            log.warning(f"note: pack={size} is ignored: {why}")
         return 1
     return size
 
