@@ -59,13 +59,14 @@ def test_a_packed_study_has_its_quota_and_a_run_per_trial_as_alone(workdir: Path
     assert len({t.params["optimizer.learning_rate"] for t in study.trials}) == 5
 
 
+def _slow_pack_of_two(workdir: Path, n_trials: int) -> list[str]:
+    """Packs of 2 long trials of one structure (caught mid-pack by a signal)."""
+    slow = tiny(workdir / "mlruns", *SLOW_TRIALS, "~space.model.batch_norm")
+    return ["study=deep_dnn", f"n_trials={n_trials}", "pack=2", *slow]
+
+
 def test_ctrl_c_in_a_pack_closes_its_trials_and_the_command_continues(workdir: Path) -> None:
-    args = [
-        "study=deep_dnn",
-        "n_trials=4",
-        "pack=2",
-        *tiny(workdir / "mlruns", *SLOW_TRIALS, "~space.model.batch_norm"),
-    ]
+    args = _slow_pack_of_two(workdir, n_trials=4)
     proc = start(workdir, *args)
     wait_for(mid_trial(workdir, finished=0), proc)
     proc.send_signal(signal.SIGINT)
@@ -92,12 +93,7 @@ def test_ctrl_c_in_a_pack_closes_its_trials_and_the_command_continues(workdir: P
 
 @pytest.mark.slow
 def test_kill_9_in_a_pack_then_the_same_command_tops_up(workdir: Path) -> None:
-    args = [
-        "study=deep_dnn",
-        "n_trials=3",
-        "pack=2",
-        *tiny(workdir / "mlruns", *SLOW_TRIALS, "~space.model.batch_norm"),
-    ]
+    args = _slow_pack_of_two(workdir, n_trials=3)
     proc = start(workdir, *args)
     wait_for(mid_trial(workdir, finished=0), proc)
     proc.send_signal(signal.SIGKILL)

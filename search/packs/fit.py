@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from search.packs.kept import PACKS
-from search.packs.model import PackedModel
+from search.packs.model import PackedModel, Values
 
 __all__ = ["Member", "fit_pack"]
 
@@ -66,6 +66,7 @@ class MemberEpochs(keras.callbacks.Callback):
             self._call(k, member, "on_epoch_begin", epoch, {})
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.values: Values | None = None  # the pack's weights, read once this epoch
         for k, member in self._running():
             own = {n: float(np.asarray(v).reshape(-1)[k]) for n, v in (logs or {}).items()}
             own["learning_rate"] = self.lrs[k]
@@ -74,18 +75,23 @@ class MemberEpochs(keras.callbacks.Callback):
         if not any(self.running):
             self.model.stop_training = True
 
+    def _weights(self, k: int) -> list[list[np.ndarray]]:
+        assert self.pack is not None
+        if self.values is None:
+            self.values = self.pack.values()
+        return self.pack.member_weights(k, self.values)
+
     def _early_stopping(self, k: int, member: Member, epoch: int, logs: dict[str, float]) -> None:
         """Keras' EarlyStopping (restore_best_weights=True) for member k."""
         current = logs.get(member.monitor)
         if current is None:
             return
-        assert self.pack is not None
         if member.best_weights is None:
-            member.best_weights, member.best_epoch = self.pack.member_weights(k), epoch
+            member.best_weights, member.best_epoch = self._weights(k), epoch
         member.wait += 1
         if member.improved(current):
             member.best, member.best_epoch, member.wait = current, epoch, 0
-            member.best_weights = self.pack.member_weights(k)
+            member.best_weights = self._weights(k)
             return
         if member.wait >= member.patience and epoch > 0:
             member.stopped_epoch = epoch
@@ -135,8 +141,9 @@ def fit_pack(
     try:
         pack.fit(**fit_inputs, epochs=epochs, callbacks=[epochs_of], verbose=verbose)
     finally:
+        values = pack.values()
         for k, member in enumerate(members):
-            pack.give_back(k, member.model)
+            pack.give_back(k, member.model, values)
             if member.best_weights is not None:
                 pack.load(member.model, member.best_weights)
     return pack

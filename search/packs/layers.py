@@ -46,9 +46,15 @@ class PackedLayer(keras.layers.Layer):
         for i, variable in enumerate(self.weights):
             variable.assign(np.stack([np.asarray(w[i]) for w in weights]).reshape(variable.shape))
 
-    def member(self, k: int) -> list[np.ndarray]:
-        """Member k's weights in its solo layer's order and shapes."""
-        return [np.asarray(ops.convert_to_numpy(v))[k].reshape(-1) for v in self.weights]
+    def values(self) -> list[np.ndarray]:
+        """Every member's weights, as arrays (one read of each variable)."""
+        return [np.asarray(ops.convert_to_numpy(v)) for v in self.weights]
+
+    def member(self, k: int, values: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Member k's weights in its solo layer's order and shapes (copies), from
+        ``values`` (``values()``) or read now."""
+        values = self.values() if values is None else values
+        return [v[k].reshape(-1).copy() for v in values]
 
     def _per_member(self, name: str, n: int, trainable: bool = True) -> keras.Variable:
         return self.add_weight(
@@ -106,11 +112,12 @@ class PackedDense(PackedLayer):
         if self.bias is not None:
             self.bias.assign(np.stack([np.asarray(w[1]) for w in weights])[:, None, :])
 
-    def member(self, k: int) -> list[np.ndarray]:
-        kernel = np.asarray(ops.convert_to_numpy(self.kernel))
-        out = [kernel[:, k] if self.shared else kernel[k]]
+    def member(self, k: int, values: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        values = self.values() if values is None else values
+        kernel = values[0]
+        out = [(kernel[:, k] if self.shared else kernel[k]).copy()]
         if self.bias is not None:
-            out.append(np.asarray(ops.convert_to_numpy(self.bias))[k, 0])
+            out.append(values[1][k, 0].copy())
         return out
 
 
@@ -190,7 +197,7 @@ class PackedDropout(PackedLayer):
     def stack(self, weights: Sequence[Sequence[np.ndarray]]) -> None:
         self.rate.assign(np.asarray([w[0] for w in weights], "float32").reshape(-1, 1, 1))
 
-    def member(self, k: int) -> list[np.ndarray]:
+    def member(self, k: int, values: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         return []  # the rate is the solo layer's config, not a weight
 
     def call(self, x: Any, training: bool | None = None) -> Any:

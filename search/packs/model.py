@@ -29,6 +29,8 @@ from search.packs.layers import (
 from search.packs.optimizers import OPTIMIZERS, packed_optimizer, set_member_rates
 from search.packs.training import MEAN_METRICS, PackTraining
 
+Values = list[list[np.ndarray]]  # a pack's weights, layer by layer (``PackedModel.values``)
+
 __all__ = ["PackedModel", "aligned", "fuse", "shape_key", "template_kinds", "why_not"]
 
 
@@ -192,13 +194,18 @@ class PackedModel(PackTraining):
         self.active.assign(np.ones(self.members, "float32"))
         self.stop_training = False
 
-    def give_back(self, k: int, model: keras.Model) -> None:
-        """Member k's current weights into its solo ``model``."""
-        self.load(model, self.member_weights(k))
+    def give_back(self, k: int, model: keras.Model, values: Values | None = None) -> None:
+        """Member k's current weights (or those of ``values``) into its solo ``model``."""
+        self.load(model, self.member_weights(k, values))
 
-    def member_weights(self, k: int) -> list[list[np.ndarray]]:
-        """Member k's weights, place by place of the chain."""
-        return [layer.member(k) for layer in self.chain]
+    def values(self) -> Values:
+        """Every member's weights now, layer by layer (one read of the pack)."""
+        return [layer.values() for layer in self.chain]
+
+    def member_weights(self, k: int, values: Values | None = None) -> list[list[np.ndarray]]:
+        """Member k's weights, place by place of the chain, from ``values`` or read now."""
+        values = self.values() if values is None else values
+        return [layer.member(k, own) for layer, own in zip(self.chain, values, strict=True)]
 
     def load(self, model: keras.Model, weights: Sequence[Sequence[np.ndarray]]) -> None:
         """``weights`` (``member_weights``) into a member's solo ``model``."""

@@ -146,18 +146,19 @@ def _run_pack(
 def _tell_pack(
     study: optuna.Study, trials: Sequence[optuna.Trial], outcomes: Sequence[Any]
 ) -> list[FrozenTrial]:
-    done = []
-    for trial, outcome in zip(trials, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            ended = outcome_of(outcome)
-            if ended.interrupted:  # it may have come after the objective recorded its end
-                with contextlib.suppress(Exception):
-                    for key, value in ended.user_attrs().items():
-                        trial.set_user_attr(key, value)
-            done.append(study.tell(trial, state=ended.state, skip_if_finished=True))
-        else:
-            done.append(study.tell(trial, outcome, skip_if_finished=True))
-    return done
+    return [_tell(study, trial, outcome) for trial, outcome in zip(trials, outcomes, strict=True)]
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, result: Any) -> FrozenTrial:
+    """Tell Optuna a trial's end: its value(s), or the state of the exception that ended it."""
+    if not isinstance(result, BaseException):
+        return study.tell(trial, result, skip_if_finished=True)
+    outcome = outcome_of(result)
+    if outcome.interrupted:  # it may have come after the objective recorded its end
+        with contextlib.suppress(Exception):  # never hide the interrupt
+            for key, value in outcome.user_attrs().items():
+                trial.set_user_attr(key, value)
+    return study.tell(trial, state=outcome.state, skip_if_finished=True)
 
 
 def grid_done(study: optuna.Study) -> bool:
@@ -172,16 +173,11 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> 
         try:
             value = objective(trial)
         except BaseException as exc:  # the objective has recorded it on the trial and its run
-            outcome = outcome_of(exc)
-            if outcome.interrupted:  # it may have come after the objective recorded its end
-                with contextlib.suppress(Exception):  # never hide the interrupt
-                    for key, value in outcome.user_attrs().items():
-                        trial.set_user_attr(key, value)
-            frozen = study.tell(trial, state=outcome.state, skip_if_finished=True)
-            if outcome.interrupted:  # Ctrl-C, SIGTERM: the trial is closed, the worker ends
+            frozen = _tell(study, trial, exc)
+            if outcome_of(exc).interrupted:  # Ctrl-C, SIGTERM: the trial is closed, the worker ends
                 raise
             return frozen
-    return study.tell(trial, value, skip_if_finished=True)
+    return _tell(study, trial, value)
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:

@@ -47,7 +47,8 @@ def fit_packed(entries: Sequence[PackEntry], splits: Splits) -> list[FitResult |
         for k in group:
             error = prepared[k].error
             results[k] = error if error is not None else _finish(prepared[k], splits, len(group))
-    return [r if r is not None else RuntimeError("not trained") for r in results]
+    assert all(r is not None for r in results)  # every trial is in one group
+    return [r for r in results if r is not None]
 
 
 def _alone(entry: PackEntry, splits: Splits) -> FitResult | BaseException:
