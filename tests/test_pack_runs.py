@@ -11,6 +11,7 @@ import keras
 import optuna
 import pytest
 
+import search
 from search.data import splits_from_config
 from search.trial import EpochRecorder, FitResult
 from search.trial.packed import _said, fit_packed
@@ -57,6 +58,33 @@ def test_a_packed_study_has_its_quota_and_a_run_per_trial_as_alone(workdir: Path
             packed.append(int(run.data.metrics["packed_trials"]))
     assert max(packed) >= 2, packed  # trials trained together
     assert len({t.params["optimizer.learning_rate"] for t in study.trials}) == 5
+
+
+def test_a_packed_trial_re_trains_from_its_export_to_its_value(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member that is not its pack's first (other batches than its own seed's) and has
+    dropout: its export trains as a pack of one from ``train.pack_seed``, epoch for epoch."""
+    monkeypatch.chdir(workdir)
+    mlruns = workdir / "mlruns"
+    dropout = ("~space.model.batch_norm", "space.model.dropout_rate.low=0.2", "train.epochs=3")
+    study = search.run_study(
+        "deep_dnn", overrides=["n_trials=3", "pack=3", *tiny(mlruns, *dropout)]
+    )
+    configs = {t.number: t.user_attrs["config"] for t in study.get_trials(states=(COMPLETE,))}
+    assert {c["train"]["pack_seed"] for c in configs.values()} == {42}  # one pack: trial 0's seed
+    number = max(n for n in configs if configs[n]["seed"] != 42)
+    trial = study.trials[number]
+    assert configs[number]["model"]["dropout_rate"] >= 0.2
+    (run,) = child_runs(client_in(workdir))[number]
+    assert run.data.params["train.pack_seed"] == "42"
+    exported = search.export_study("deep_dnn", [f"trial={number}", f"mlruns_dir={mlruns}"])
+    result = search.train_exported(exported)
+    assert result.value == pytest.approx(trial.value, abs=1e-6)
+    epochs = list(trial.intermediate_values.values())
+    assert list(result.history["val_accuracy"]) == pytest.approx(epochs, abs=1e-6)
+    alone = search.train_exported(exported, ["train.pack_seed=null"])  # its own batches
+    assert list(alone.history["val_loss"]) != pytest.approx(list(result.history["val_loss"]))
 
 
 def _slow_pack_of_two(workdir: Path, n_trials: int) -> list[str]:

@@ -155,6 +155,9 @@ def check_config(cfg: DictConfig) -> None:
     check_tracking_uri(str(cfg.tracking_uri))
     for key, least in _WHOLE.items():
         _whole(key, OmegaConf.select(cfg, key), least)
+    pack_seed = OmegaConf.select(cfg, "train.pack_seed")
+    if pack_seed is not None:
+        _whole("train.pack_seed", pack_seed, 0)
     for key, (low, inclusive, high) in _NUMBERS.items():
         _number(key, OmegaConf.select(cfg, key), low, inclusive, high)
     timeout = cfg.timeout

@@ -184,10 +184,13 @@ class PackedModel(PackTraining):
         their structure and size): every member running, a fresh optimizer state, the
         dropout draws from ``seed``. The traced train and test functions stay."""
         solo = [self._aligned(model) for model in models]
+        dropouts = 0
         for i, layer in enumerate(self.chain):
             layer.stack([_solo_weights(own[i]) for own in solo])
-            if isinstance(layer, PackedDropout):
-                layer.seed_generator.state.assign(np.asarray([seed or 0, 0], "uint32"))
+            if isinstance(layer, PackedDropout):  # each its own stream: 2**20 steps apart
+                state = [(seed or 0) % 2**32, dropouts * 2**20]
+                layer.seed_generator.state.assign(np.asarray(state, "uint32"))
+                dropouts += 1
         for variable, value in zip(self.optimizer.variables, self.fresh_optimizer, strict=True):
             variable.assign(value)
         set_member_rates(self.optimizer, models)

@@ -60,6 +60,7 @@ NOT_COMPARED = (
     "train.steps_per_execution",
     "train.jit_compile",
     "train.traced_models",
+    "train.pack_seed",
     "pack",
     "search_path",
 )

@@ -14,12 +14,12 @@ from typing import Any
 
 import keras
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from search.config.objectives import COSTS
 from search.config.task import Task, task_of
 from search.data.splits import Splits
-from search.packs import PACKS
+from search.packs import PACKS, Member, fit_pack
 from search.trial.build import build_compiled, loss_function
 from search.trial.callbacks import EpochRecorder
 from search.trial.diagnostics import (
@@ -32,7 +32,15 @@ from search.trial.evaluation import evaluate_test_set
 from search.trial.history import summarize_epochs
 from search.trial.traces import TRACED, start_fresh
 
-__all__ = ["FitResult", "Prepared", "finish_fit", "fit_config", "objective_values", "prepare_fit"]
+__all__ = [
+    "FitResult",
+    "Prepared",
+    "finish_fit",
+    "fit_config",
+    "fit_members",
+    "objective_values",
+    "prepare_fit",
+]
 
 
 @dataclass
@@ -96,8 +104,17 @@ def fit_config(
 
     Raises ``TrialDiverged`` on a NaN/inf loss and ``StuckAtChance`` when the validation
     figures sit at chance level. Exceptions raised by ``callbacks`` (a pruning callback)
-    propagate; ``recorder.rows`` then holds the epochs done.
+    propagate; ``recorder.rows`` then holds the epochs done. A config that names the pack it
+    trained in (``train.pack_seed``: an exported packed trial) trains as a pack of one from
+    that seed: the batches and dropout draws it saw in its pack, so its value is reproduced.
     """
+    pack_seed = OmegaConf.select(cfg, "train.pack_seed")
+    if pack_seed is not None:
+        prepared = prepare_fit(cfg, splits, recorder, reuse=False)
+        fit_members([prepared], [callbacks], splits, int(pack_seed))
+        if prepared.error is not None:
+            raise prepared.error
+        return finish_fit(prepared, splits)
     prepared = prepare_fit(cfg, splits, recorder)
     early = keras.callbacks.EarlyStopping(
         monitor=prepared.task.monitor,
@@ -112,6 +129,43 @@ def fit_config(
         verbose=int(cfg.train.verbose),
     )
     return finish_fit(prepared, splits)
+
+
+def fit_members(
+    prepared: Sequence[Prepared],
+    callbacks: Sequence[Sequence[keras.callbacks.Callback]],
+    splits: Splits,
+    seed: int,
+) -> None:
+    """Train prepared trials of one structure, batch size and epochs as one pack whose
+    batches and dropout draws come from ``seed`` (``search.packs``); each trial's outcome
+    goes on its ``Prepared`` (``error``) and its config records ``train.pack_seed``."""
+    first = prepared[0].cfg
+    members = [
+        Member(
+            p.model,
+            [*p.guards, *own],
+            monitor=p.task.monitor,
+            mode=p.task.mode,
+            patience=int(p.cfg.train.patience),
+        )
+        for p, own in zip(prepared, callbacks, strict=True)
+    ]
+    keep = int(first.train.traced_models)
+    start_fresh(seed, keep_caches=keep > 0)
+    try:
+        fit_pack(
+            members,
+            splits.fit_inputs(int(first.train.batch_size)),
+            epochs=int(first.train.epochs),
+            seed=seed,
+            verbose=int(first.train.verbose),
+            keep=min(keep, 4),
+        )
+    finally:
+        for p, member in zip(prepared, members, strict=True):
+            p.error = member.error
+            p.cfg.train.pack_seed = seed
 
 
 def finish_fit(prepared: Prepared, splits: Splits, packed: int = 1) -> FitResult:

@@ -53,6 +53,7 @@ __all__ = [
 
 log = logging.getLogger("search")
 LR_KEY = "optimizer.learning_rate"
+PACK_SEED = "train.pack_seed"  # set when the trial trains in a pack (``search.trial.packed``)
 
 
 def trial_config(
@@ -112,7 +113,7 @@ def open_trial(
         trial.number,
         sampled,
         as_dict(config),
-        omit=(LR_KEY,) if auto_lr else (),
+        omit=(PACK_SEED, LR_KEY) if auto_lr else (PACK_SEED,),  # known once it has trained
         revision=revision,
         extra={Tag.WARM_START: str(warm)} if warm else None,
     )
@@ -237,6 +238,10 @@ def _end(
         metrics = summarize_epochs(recorder.rows, task.monitor, maximize=task.maximize)
     metrics = {**metrics, "worker_rss_mb": _rss_mb()}  # a leak shows as a rising line
     attrs = {Attr.METRICS: metrics, **outcome.user_attrs()}
+    pack_seed = OmegaConf.select(config, PACK_SEED)
+    if pack_seed is not None:  # trained in a pack: its export re-trains as a pack of one
+        attrs[Attr.CONFIG] = as_dict(config)
+        run.log_params({PACK_SEED: pack_seed})
     if task.multi:  # Optuna takes no reports: the curve the plots and report draw
         attrs[Attr.CURVE] = [_finite(row.get(task.monitor)) for row in recorder.rows]
     for key, value in attrs.items():

@@ -7,7 +7,9 @@ Each member is prepared as a trial alone is (its seed, its model and guards: ``p
 and finished as one (``finish_fit``: diagnostics, the test set, its values), so the trial's
 run, its Optuna trial and its kept model are what they would be alone. Members see the same
 batches, in the order of the pack's first member's seed; a member's early stopping, pruning,
-chance and NaN guards are its own (``search.packs.fit``).
+chance and NaN guards are its own (``search.packs.fit``). A packed trial's config records
+its pack's seed (``train.pack_seed``): re-trained from its export, it trains as a pack of
+one from that seed (``fit_config``) and so sees the batches and dropout draws it saw here.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ import keras
 from omegaconf import DictConfig
 
 from search.data.splits import Splits
-from search.packs import Member, fit_pack, why_not
+from search.packs import why_not
 from search.packs.model import shape_key
 from search.trial.callbacks import EpochRecorder
-from search.trial.fit import FitResult, Prepared, finish_fit, fit_config, prepare_fit
-from search.trial.traces import start_fresh
+from search.trial.fit import (
+    FitResult,
+    Prepared,
+    finish_fit,
+    fit_config,
+    fit_members,
+    prepare_fit,
+)
 
 __all__ = ["PackEntry", "fit_packed"]
 
@@ -43,7 +51,8 @@ def fit_packed(entries: Sequence[PackEntry], splits: Splits) -> list[FitResult |
             k = group[0]
             results[k] = _alone(entries[k], splits)
             continue
-        _fit_group([prepared[k] for k in group], [entries[k][2] for k in group], splits)
+        seed = int(prepared[group[0]].cfg.seed)  # the batches: its first trial's seed
+        fit_members([prepared[k] for k in group], [entries[k][2] for k in group], splits, seed)
         for k in group:
             error = prepared[k].error
             results[k] = error if error is not None else _finish(prepared[k], splits, len(group))
@@ -84,34 +93,3 @@ def _groups(prepared: Sequence[Prepared]) -> list[list[int]]:
             log.warning(f"note: trials of this model train one at a time, not packed: {reason}")
         out.extend([k] for k in members)
     return out
-
-
-def _fit_group(
-    prepared: Sequence[Prepared],
-    callbacks: Sequence[Sequence[keras.callbacks.Callback]],
-    splits: Splits,
-) -> None:
-    """Train one pack; each member's outcome goes on its ``Prepared`` (``error``)."""
-    first = prepared[0].cfg
-    members = [
-        Member(
-            p.model,
-            [*p.guards, *own],
-            monitor=p.task.monitor,
-            mode=p.task.mode,
-            patience=int(p.cfg.train.patience),
-        )
-        for p, own in zip(prepared, callbacks, strict=True)
-    ]
-    keep = int(first.train.traced_models)
-    start_fresh(int(first.seed), keep_caches=keep > 0)  # the batches: its first seed's
-    fit_pack(
-        members,
-        splits.fit_inputs(int(first.train.batch_size)),
-        epochs=int(first.train.epochs),
-        seed=int(first.seed),
-        verbose=int(first.train.verbose),
-        keep=min(keep, 4),
-    )
-    for p, member in zip(prepared, members, strict=True):
-        p.error = member.error
