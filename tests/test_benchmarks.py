@@ -151,11 +151,11 @@ def test_fit_speed_benchmark_prints_its_table(tmp_path: Path) -> None:
 def test_trial_speed_benchmark_prints_its_table(tmp_path: Path) -> None:
     out = tmp_path / "trial_speed.csv"
     result = _quick(REPO / "benchmarks" / "trial_speed.py", "--out", str(out), timeout=900)
-    assert "default / previous" in result.stdout and "pack / previous" in result.stdout
-    assert "same best value in every seed: True" in result.stdout  # neither setting changes one
+    assert "default / previous" in result.stdout and "alone / previous" in result.stdout
+    assert "alone: same best value in every seed: True" in result.stdout  # no result changes
     runs = pd.read_csv(out)
-    assert list(runs["arm"]) == ["previous", "default", "pack"]
+    assert list(runs["arm"]) == ["previous", "alone", "default"]
     assert (runs["trials"] == 3).all()
-    previous, default = runs.set_index("arm").loc[["previous", "default"], "reused"]
-    assert previous == 0.0 and default > 0.0  # the default reuses traced models; the old did not
-    assert runs.set_index("arm").loc["pack", "packed"] > 1.0  # --quick: pack=2, trials packed
+    previous, alone = runs.set_index("arm").loc[["previous", "alone"], "reused"]
+    assert previous == 0.0 and alone > 0.0  # kept traced models reused; the old did not
+    assert runs.set_index("arm").loc["default", "packed"] > 1.0  # pack=auto: trials packed

@@ -118,7 +118,6 @@ def check_tracking_uri(uri: str) -> None:
 # whole-number keys and their least value: the harness reads them as they are
 _WHOLE = {
     "n_trials": 1,
-    "pack": 1,
     "warm_start_k": 1,
     "train.epochs": 1,
     "train.batch_size": 1,
@@ -155,6 +154,8 @@ def check_config(cfg: DictConfig) -> None:
     check_tracking_uri(str(cfg.tracking_uri))
     for key, least in _WHOLE.items():
         _whole(key, OmegaConf.select(cfg, key), least)
+    if cfg.get("pack", "auto") != "auto":
+        _whole("pack", cfg.pack, 1, "auto or ")
     pack_seed = OmegaConf.select(cfg, "train.pack_seed")
     if pack_seed is not None:
         _whole("train.pack_seed", pack_seed, 0)
@@ -191,10 +192,10 @@ def _positive(value: object) -> bool:
     )
 
 
-def _whole(key: str, value: object, least: int) -> None:
+def _whole(key: str, value: object, least: int, other: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         what = "a positive whole number" if least == 1 else f"a whole number >= {least}"
-        raise HarnessError(f"{key} must be {what}, got {value!r}")
+        raise HarnessError(f"{key} must be {other}{what}, got {value!r}")
 
 
 def _number(key: str, value: object, low: float, inclusive: bool, high: float | None) -> None:

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.cli.errors import HarnessError
 from search.config.compose import as_dict
 from search.config.objectives import objectives_of
+from search.config.packing import pack_size
 from search.config.space import ParamSpec, grid_search_space
 from search.config.steps import on_step
 
@@ -89,7 +90,7 @@ def make_sampler(cfg: DictConfig, specs: list[ParamSpec], seed: int) -> optuna.s
         kwargs["search_space"] = grid_search_space(specs)
     if name == "cmaes":
         kwargs.setdefault("warn_independent_sampling", False)
-    if name == "tpe" and int(OmegaConf.select(cfg, "pack", default=1) or 1) > 1:
+    if name == "tpe" and pack_size(cfg) > 1:
         kwargs.setdefault("constant_liar", True)  # a pack's trials are asked before any ends
     return OnStep(_construct("sampler", name, SAMPLERS[name], seed=seed, **kwargs))
 

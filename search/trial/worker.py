@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.cli.errors import first_line
 from search.config.devices import plan_devices
+from search.config.packing import pack_size, why_alone
 from search.config.space import ParamSpec, parse_space
-from search.config.task import task_of
 from search.data.load import splits_of
 from search.data.splits import Splits
 from search.study.loop import StopRule, run_trials, settle_heap
@@ -60,18 +60,12 @@ def work(
 
 
 def _pack_size(cfg: DictConfig, prefix: str) -> int:
-    """``pack``, or 1 where trials cannot train together (said once)."""
-    size = int(cfg.pack)
-    why = ""
-    if str(cfg.optimizer.learning_rate) == "auto":
-        why = "each trial finds its own learning rate first"
-    elif any(o.name == "seconds_per_epoch" for o in task_of(cfg).objectives):
-        why = "seconds_per_epoch, an objective, would be the pack's epoch"
-    if size > 1 and why:
-        if not prefix or prefix.startswith("[w0]"):
-            log.warning(f"note: pack={size} is ignored: {why}")
-        return 1
-    return size
+    """The pack's size (``search.config.packing``); a number asked for where trials cannot
+    train together is ignored, said once."""
+    asked, why = cfg.pack, why_alone(cfg)
+    if asked != "auto" and int(asked) > 1 and why and (not prefix or prefix.startswith("[w0]")):
+        log.warning(f"note: pack={asked} is ignored: {why}")
+    return pack_size(cfg)
 
 
 def work_in_process(

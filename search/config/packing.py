@@ -1,0 +1,34 @@
+"""How many trials a worker trains together (``pack``): a whole number, or ``auto``.
+
+``auto`` packs ``AUTO_PACK`` trials where they can train together and trains them one at a
+time, silently, where they cannot: a study whose learning rate is ``auto`` (each trial runs
+its own range test first) or that optimizes ``seconds_per_epoch`` (a packed trial's epoch is
+its pack's). A number asked for where trials cannot pack is ignored, and the worker says why.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from search.config.task import task_of
+
+__all__ = ["AUTO_PACK", "pack_size", "why_alone"]
+
+AUTO_PACK = 8  # trials per pack with pack=auto: benchmarks/trial_speed.py, docs/performance.md
+
+
+def why_alone(cfg: DictConfig) -> str:
+    """Why this study's trials cannot train in packs; "" when they can."""
+    if str(cfg.optimizer.learning_rate) == "auto":
+        return "each trial finds its own learning rate first"
+    if any(o.name == "seconds_per_epoch" for o in task_of(cfg).objectives):
+        return "seconds_per_epoch, an objective, would be the pack's epoch"
+    return ""
+
+
+def pack_size(cfg: DictConfig) -> int:
+    """The trials a worker asks and trains together (1: one at a time)."""
+    asked = cfg.get("pack", 1)
+    if why_alone(cfg):
+        return 1
+    return AUTO_PACK if asked == "auto" else int(asked)
