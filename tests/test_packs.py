@@ -16,6 +16,7 @@ import pytest
 from search.data import splits_from_config
 from search.data.splits import Splits
 from search.packs import PACKS, Member, fit_pack, fuse, why_not
+from search.packs.chain import aligned, template_kinds
 from search.trial import build_compiled
 from tests.conftest import compose, tiny
 
@@ -85,6 +86,14 @@ PACK_CASES = [  # members differ in seed, learning rate, momentum: one op trains
         ],
         id="batch_norm_sgd_momentum",
     ),
+    pytest.param(  # one pack for batch norm on and off: off is a pass-through, no bias masked
+        [
+            (1, ("model.batch_norm=true",)),
+            (2, ("optimizer.learning_rate=0.003",)),
+            (3, ("model.batch_norm=true", "optimizer.learning_rate=0.002")),
+        ],
+        id="batch_norm_on_and_off",
+    ),
     pytest.param(
         [
             (
@@ -122,7 +131,9 @@ def test_a_member_trains_like_the_same_trial_alone(
         for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
             packed = [row[name] for row in member_rows.rows]
             assert len(packed) == EPOCHS
-            np.testing.assert_allclose(packed, alone[name], rtol=1e-5, atol=1e-5, err_msg=name)
+            np.testing.assert_allclose(
+                packed, alone[name], rtol=1e-5, atol=1e-5, err_msg=f"{name} {seed}"
+            )
 
 
 def test_a_member_without_dropout_packs_with_members_with_it(tmp_path: Path) -> None:
@@ -132,6 +143,23 @@ def test_a_member_without_dropout_packs_with_members_with_it(tmp_path: Path) -> 
     members, rows = _packed(tmp_path, trials)
     assert len(members[1].model.layers) > len(members[0].model.layers)  # its Dropout layers
     alone = _alone(tmp_path, 1)
+    for name in ("loss", "val_loss", "val_accuracy"):
+        packed = [row[name] for row in rows[0].rows]
+        np.testing.assert_allclose(packed, alone[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    assert len(rows[1].rows) == EPOCHS
+
+
+def test_batch_norm_and_dropout_members_share_one_pack(tmp_path: Path) -> None:
+    """Members with batch norm and no dropout, dropout and no batch norm: one chain with
+    both, each member with None where it lacks one; the one without dropout trains as alone."""
+    trials = [(1, ("model.batch_norm=true",)), (2, ("model.dropout_rate=0.3",))]
+    members, rows = _packed(tmp_path, trials)
+    assert why_not([m.model for m in members]) is None
+    kinds = template_kinds([m.model for m in members])
+    assert {"BatchNormalization", "Dropout"} <= set(kinds)
+    assert all(aligned(kinds, m.model) is not None for m in members)
+    seed, overrides = trials[0]
+    alone = _alone(tmp_path, seed, *overrides)
     for name in ("loss", "val_loss", "val_accuracy"):
         packed = [row[name] for row in rows[0].rows]
         np.testing.assert_allclose(packed, alone[name], rtol=1e-5, atol=1e-5, err_msg=name)

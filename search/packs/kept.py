@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import keras
 
-from search.packs.model import PackedModel, fuse, shape_key, template_kinds
+from search.packs.chain import template_kinds
+from search.packs.model import PackedModel, fuse, shape_key
 
 __all__ = ["PACKS", "KeptPacks"]
 
@@ -27,7 +28,7 @@ class KeptPacks:
         """A pack of ``models`` holding their initial state: a kept one of their kind, or
         a new one (kept for later packs while ``limit`` allows)."""
         momentum = any(getattr(m.optimizer, "momentum", 0.0) for m in models)
-        kinds = template_kinds(models)  # where the dropout layers are
+        kinds = template_kinds(models)  # where the dropout and batch norm layers are
         key = json.dumps([shape_key(models[0]), kinds, len(models), bool(momentum), jit_compile])
         pack = self._packs.pop(key, None)
         if pack is None:

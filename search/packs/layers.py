@@ -77,14 +77,15 @@ def _split(x: Any, members: int) -> Any:
 
 
 class PackedDense(PackedLayer):
-    """K Dense layers of ``units`` as one (batched) matmul, bias and activation."""
+    """K Dense layers of ``units`` as one (batched) matmul, bias and activation. Every
+    member has a bias, times its ``bias_on`` (0 for a member whose Dense has none: its bias
+    stays 0, its gradient is 0), so members with and without batch norm share one pack."""
 
-    def __init__(
-        self, members: int, units: int, use_bias: bool, activation: str | None, **kwargs: Any
-    ) -> None:
+    def __init__(self, members: int, units: int, activation: str | None, **kwargs: Any) -> None:
         super().__init__(members, **kwargs)
-        self.units, self.use_bias = units, use_bias
+        self.units = units
         self.activation = keras.activations.get(activation)
+        self.has_bias = [True] * members  # the solo layers' use_bias (``stack``)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.shared = len(input_shape) == 2  # the shared input: one matmul for all members
@@ -93,7 +94,8 @@ class PackedDense(PackedLayer):
         shape = (n, k, m) if self.shared else (k, n, m)
         name = SHARED if self.shared else "kernel"  # the optimizer lays rates out by it
         self.kernel = self.add_weight(shape=shape, initializer="zeros", name=name)
-        self.bias = self._per_member("bias", m) if self.use_bias else None
+        self.bias = self._per_member("bias", m)
+        self.bias_on = self._per_member("bias_on", 1, trainable=False)
 
     def call(self, x: Any) -> Any:
         k, m = self.members, self.units
@@ -102,27 +104,32 @@ class PackedDense(PackedLayer):
             y = ops.transpose(ops.reshape(flat, (-1, k, m)), (1, 0, 2))
         else:
             y = ops.matmul(x, self.kernel)
-        if self.bias is not None:
-            y = ops.add(y, self.bias)
-        return self.activation(y)
+        return self.activation(ops.add(y, ops.multiply(self.bias, self.bias_on)))
 
     def stack(self, weights: Sequence[Sequence[np.ndarray]]) -> None:
         axis = 1 if self.shared else 0
         self.kernel.assign(np.stack([np.asarray(w[0]) for w in weights], axis=axis))
-        if self.bias is not None:
-            self.bias.assign(np.stack([np.asarray(w[1]) for w in weights])[:, None, :])
+        self.has_bias = [len(w) > 1 for w in weights]
+        zeros = np.zeros(self.units, "float32")
+        biases = [np.asarray(w[1]) if len(w) > 1 else zeros for w in weights]
+        self.bias.assign(np.stack(biases)[:, None, :])
+        self.bias_on.assign(np.asarray(self.has_bias, "float32").reshape(-1, 1, 1))
+
+    def values(self) -> list[np.ndarray]:
+        return [np.asarray(ops.convert_to_numpy(v)) for v in (self.kernel, self.bias)]
 
     def member(self, k: int, values: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         values = self.values() if values is None else values
         kernel = values[0]
         out = [(kernel[:, k] if self.shared else kernel[k]).copy()]
-        if self.bias is not None:
+        if self.has_bias[k]:
             out.append(values[1][k, 0].copy())
         return out
 
 
 class PackedBatchNormalization(PackedLayer):
-    """K BatchNormalization layers (last axis), each over its member's batch."""
+    """K BatchNormalization layers (last axis), each over its member's batch; a member
+    without batch norm there (``on`` 0) passes its input through unchanged."""
 
     def __init__(
         self, members: int, momentum: float, epsilon: float, center: bool, scale: bool, **kw: Any
@@ -136,6 +143,9 @@ class PackedBatchNormalization(PackedLayer):
         self.beta = self._per_member("beta", n) if self.center else None
         self.moving_mean = self._per_member("moving_mean", n, trainable=False)
         self.moving_variance = self._per_member("moving_variance", n, trainable=False)
+        self.on = self._per_member("on", 1, trainable=False)
+        solo = (self.gamma, self.beta, self.moving_mean, self.moving_variance)
+        self.own = [v for v in solo if v is not None]  # the solo layer's weights, in order
 
     def call(self, x: Any, training: bool | None = None) -> Any:
         x = _split(x, self.members)
@@ -147,9 +157,21 @@ class PackedBatchNormalization(PackedLayer):
             )
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return ops.batch_normalization(
+        y = ops.batch_normalization(
             x, mean, variance, axis=-1, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
         )
+        return ops.where(ops.greater(self.on, 0.0), y, x)
+
+    def stack(self, weights: Sequence[Sequence[np.ndarray]]) -> None:
+        for i, variable in enumerate(self.own):
+            start = 1.0 if variable is self.gamma or variable is self.moving_variance else 0.0
+            rows = [np.asarray(w[i]) if w else np.full(variable.shape[-1], start) for w in weights]
+            variable.assign(np.stack(rows).reshape(variable.shape))
+        on = np.asarray([1.0 if w else 0.0 for w in weights], "float32")
+        self.on.assign(on.reshape(-1, 1, 1))
+
+    def values(self) -> list[np.ndarray]:
+        return [np.asarray(ops.convert_to_numpy(v)) for v in self.own]
 
 
 class PackedNormalization(PackedLayer):
@@ -195,7 +217,8 @@ class PackedDropout(PackedLayer):
         self.rate = self._per_member("rate", 1, trainable=False)
 
     def stack(self, weights: Sequence[Sequence[np.ndarray]]) -> None:
-        self.rate.assign(np.asarray([w[0] for w in weights], "float32").reshape(-1, 1, 1))
+        rates = [w[0] if w else 0.0 for w in weights]  # none: the member has no dropout here
+        self.rate.assign(np.asarray(rates, "float32").reshape(-1, 1, 1))
 
     def member(self, k: int, values: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         return []  # the rate is the solo layer's config, not a weight

@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from search.packs.chain import DROPOUTS, OPTIONAL, aligned, is_chain, template_kinds
 from search.packs.layers import (
     PackedActivation,
     PackedBatchNormalization,
@@ -31,7 +32,7 @@ from search.packs.training import MEAN_METRICS, PackTraining
 
 Values = list[list[np.ndarray]]  # a pack's weights, layer by layer (``PackedModel.values``)
 
-__all__ = ["PackedModel", "aligned", "fuse", "shape_key", "template_kinds", "why_not"]
+__all__ = ["PackedModel", "fuse", "shape_key", "why_not"]
 
 
 def _fused(layer: keras.layers.Layer, k: int) -> PackedLayer | None:
@@ -43,7 +44,7 @@ def _fused(layer: keras.layers.Layer, k: int) -> PackedLayer | None:
     if kind == "Flatten":
         return PackedFlatten(k)
     if kind == "Dense":
-        return PackedDense(k, config["units"], config["use_bias"], config["activation"])
+        return PackedDense(k, config["units"], config["activation"])
     if kind == "BatchNormalization":
         return PackedBatchNormalization(
             k, config["momentum"], config["epsilon"], config["center"], config["scale"]
@@ -80,7 +81,7 @@ def why_not(models: Sequence[keras.Model]) -> str | None:
             return f"its layer {layer.name} normalises another axis than the last"
         if kind in ("Dropout", "AlphaDropout") and layer.noise_shape is not None:
             return f"its layer {layer.name} has a noise_shape"
-    if not _is_chain(first):
+    if not is_chain(first):
         return "it is not a chain of layers (one input, one output, no branches)"
     optimizer = type(first.optimizer).__name__.lower()
     if optimizer not in OPTIMIZERS:
@@ -90,38 +91,23 @@ def why_not(models: Sequence[keras.Model]) -> str | None:
         return "its loss or a metric is not one of Keras' by name"
     shape = shape_key(first)
     kinds = template_kinds(models)
-    for model in models:
-        if shape_key(model) != shape or aligned(kinds, model) is None:
-            return "its members differ in more than learning rate, momentum and dropout rate"
+    places = [aligned(kinds, model) for model in models]
+    differ = "its members differ in more than learning rate, momentum, dropout rate, batch norm"
+    if any(shape_key(m) != shape or p is None for m, p in zip(models, places, strict=True)):
+        return differ
+    for i in range(len(kinds)):
+        present = [p[i] for p in places if p is not None and p[i] is not None]
+        configs = {json.dumps(_optional_config(layer), sort_keys=True) for layer in present}
+        if len(configs) > 1:
+            return differ
     return None
 
 
-DROPOUTS = ("Dropout", "AlphaDropout")
-
-
-def _layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-
-
-def template_kinds(models: Sequence[keras.Model]) -> list[str]:
-    """The pack's chain, by layer type: the members' with the most layers (a member
-    without dropout, a rate of 0, has none of the others' dropout layers)."""
-    return [type(layer).__name__ for layer in max((_layers(m) for m in models), key=len)]
-
-
-def aligned(kinds: Sequence[str], model: keras.Model) -> list[keras.layers.Layer | None] | None:
-    """``model``'s layer at each place of the chain ``kinds`` (None: a dropout it lacks);
-    None when its layers do not fit the chain."""
-    own, out, j = _layers(model), [], 0
-    for kind in kinds:
-        if j < len(own) and type(own[j]).__name__ == kind:
-            out.append(own[j])
-            j += 1
-        elif kind in DROPOUTS:
-            out.append(None)
-        else:
-            return None
-    return out if j == len(own) else None
+def _optional_config(layer: keras.layers.Layer) -> dict[str, Any]:
+    """What members' layers at one place share (a dropout's rate is the member's own)."""
+    if type(layer).__name__ not in OPTIONAL:
+        return {}
+    return {k: v for k, v in layer.get_config().items() if k not in ("name", "rate", "seed")}
 
 
 def fuse(
@@ -133,8 +119,11 @@ def fuse(
         raise ValueError(f"these models cannot be packed: {reason}")
     first = models[0]
     kinds = template_kinds(models)
-    template = next(m for m in models if len(_layers(m)) == len(kinds))
-    layers = [_fused(layer, len(models)) for layer in _layers(template)]
+    places = [aligned(kinds, model) or [] for model in models]
+    layers = [
+        _fused(next(p[i] for p in places if p[i] is not None), len(models))
+        for i in range(len(kinds))
+    ]
     loss, metrics = _compiled(first)
     pack = PackedModel([layer for layer in layers if layer is not None], loss, metrics, kinds)
     pack(np.zeros((1, *first.input_shape[1:]), "float32"))  # builds every layer
@@ -151,8 +140,8 @@ def fuse(
 
 
 def _solo_weights(layer: keras.layers.Layer | None) -> list[Any]:
-    if layer is None:  # a dropout the member lacks: rate 0
-        return [0.0]
+    if layer is None:  # an optional layer the member lacks: a dropout rate of 0, no BN
+        return []
     kind = type(layer).__name__
     if kind in DROPOUTS:
         return [layer.rate]
@@ -225,12 +214,6 @@ class PackedModel(PackTraining):
         return solo
 
 
-def _is_chain(model: keras.Model) -> bool:
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        return False
-    return all(len(getattr(layer, "_inbound_nodes", [])) <= 1 for layer in model.layers)
-
-
 def _compiled(model: keras.Model) -> tuple[Any, list[Any]]:
     config = dict(model.get_compile_config() or {})
     return config.get("loss"), list(config.get("metrics") or [])
@@ -244,15 +227,15 @@ def shape_key(model: keras.Model) -> str:
     def strip(config: dict[str, Any], keys: set[str]) -> dict[str, Any]:
         return {k: v for k, v in config.items() if k not in keys}
 
-    layers = {"name", "rate", "seed"}  # the dropout rate: a variable of the pack
+    layers = {"name", "rate", "seed", "use_bias"}  # rate: a variable; a bias: masked
     described: list[Any] = [
         [
             type(layer).__name__,
             strip(layer.get_config(), layers),
-            [list(w.shape) for w in layer.weights],
+            [list(w.shape) for w in layer.weights[:1]],
         ]
         for layer in model.layers
-        if type(layer).__name__ not in DROPOUTS  # a member without dropout: rate 0
+        if type(layer).__name__ not in OPTIONAL  # checked place by place (``why_not``)
     ]
     optimizer = type(model.optimizer).__name__
     per_member = {"name", "learning_rate"} | ({"momentum"} if optimizer == "SGD" else set())
