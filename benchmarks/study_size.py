@@ -1,14 +1,14 @@
 """Study size: per-trial harness overhead (sampling + storage + tracking, with a trivial
 model) at trial 10, 100 and 1,000 of one study, for the default storage.
 
-Runs the real command (``python -m search.run``) in a fresh directory with one worker, the
-default storage (journal file), the default sampler (TPE) and pruner (median), as a user
-gets them, and a trivial model (1 x 8 units, 1 epoch on digits) so that the harness's share
-dominates. From the finished study: a trial's cycle is the start of the next trial minus its
-own start (the last trial: its completion), its training the sum of its Keras epochs'
-seconds (``train_seconds``), and its overhead the difference. Each checkpoint shows the
-median over the 11 trials centred on it; the target is that overhead at the last
-checkpoint stays within 2x of overhead at trial 10.
+Runs the real command (``python -m search.run``) in a fresh directory with one worker
+training one trial at a time (``pack=1``), the default storage (journal file), the default
+sampler (TPE) and pruner (median), as a user gets them, and a trivial model (1 x 8 units, 1
+epoch on digits) so that the harness's share dominates. From the finished study: a trial's
+cycle is the start of the next trial minus its own start (the last trial: its completion),
+its training the sum of its Keras epochs' seconds (``train_seconds``), and its overhead the
+difference. Each checkpoint shows the median over the 11 trials centred on it; the target
+is that overhead at the last checkpoint stays within 2x of overhead at trial 10.
 
     python benchmarks/study_size.py            # 1,000 trials
     python benchmarks/study_size.py --quick    # 100 trials (CI smoke test)
@@ -51,6 +51,7 @@ def run_study(trials: int) -> tuple[list[optuna.trial.FrozenTrial], float]:
             "dataset=digits",
             f"n_trials={trials}",
             "workers=1",
+            "pack=1",  # one trial at a time: a trial's cycle is the next one's start
             "model.depth=1",
             "model.width=8",
             "train.epochs=1",

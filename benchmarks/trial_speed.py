@@ -9,7 +9,8 @@ alternating arms:
   before issue 16);
 - ``alone``: the defaults with ``pack=1`` (kept traces, 32 steps per call);
 - ``default``: the defaults as they are (``pack=auto``: 8 asked trials train as fused packs,
-  ``search.packs``).
+  ``search.packs``);
+- ``jit``: the defaults with ``train.jit_compile=true`` (XLA compiles each kind of pack).
 
 ``previous`` and ``alone`` train the same trials bit for bit (the same seed gives the same
 sampled parameters, and neither setting changes a result), so their best value must be the
@@ -52,6 +53,7 @@ ARMS = {
     "previous": ["train.steps_per_execution=1", "train.traced_models=0", "pack=1"],
     "alone": ["pack=1"],
     "default": [],
+    "jit": ["train.jit_compile=true"],
 }
 STUDY = "deep_dnn"
 
@@ -119,6 +121,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     rows["best_value"] = runs.groupby("arm", sort=False)["best_value"].median()
     rows.loc["alone / previous"] = rows.loc["alone"] / rows.loc["previous"]
     rows.loc["default / previous"] = rows.loc["default"] / rows.loc["previous"]
+    rows.loc["jit / previous"] = rows.loc["jit"] / rows.loc["previous"]
     return rows.round(3)
 
 
