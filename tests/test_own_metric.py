@@ -52,8 +52,10 @@ def test_a_study_that_minimises_val_loss(workdir: Path, monkeypatch: pytest.Monk
         best = int(history["val_loss"].idxmin())
         assert metrics["best_val_loss"] == pytest.approx(history["val_loss"].min())
         assert metrics["best_epoch"] == best  # early stopping in mode min picks it
-        # patience 1: it stops one epoch after the lowest, unless the budget ends first
-        assert len(history) in (best + 2, 6)
+        # patience 1: it stops one epoch after the lowest, unless the budget ends first (or
+        # it was pruned: stuck at chance, say)
+        if run.data.tags["optuna.state"] == "COMPLETE":  # type: ignore[attr-defined]
+            assert len(history) in (best + 2, 6)
     best_yaml, _ = export_study(
         compose("study=deep_dnn", "study_name=lossy", f"mlruns_dir={mlruns}", config_name="export")
     )

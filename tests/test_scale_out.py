@@ -16,6 +16,7 @@ from tests.services import MlflowServer
 from tests.test_faults import (
     FAIL,
     FINISHED,
+    ONE_AT_A_TIME,
     SLOW_TRIALS,
     assert_one_run_per_trial,
     child_runs,
@@ -38,6 +39,7 @@ def test_two_machines_share_a_study_on_postgres_and_an_mlflow_server(
     args = [
         "study=deep_dnn",
         "n_trials=8",
+        "pack=2",  # packs of 2, so that one machine does not take all 8 in its first ask
         *tiny(workdir / "mlruns"),
         *_remote(postgres_url, mlflow_server),
     ]
@@ -65,6 +67,7 @@ def test_kill_9_on_postgres_fails_the_trial_and_kills_its_run(
     args = [
         "study=deep_dnn",
         "n_trials=2",
+        ONE_AT_A_TIME,
         *tiny(workdir / "mlruns", *SLOW_TRIALS),
         *_remote(postgres_url, mlflow_server),
     ]
@@ -86,7 +89,7 @@ def test_kill_9_on_postgres_fails_the_trial_and_kills_its_run(
 def test_mlflow_server_down_mid_study_then_sync_backfills(
     workdir: Path, mlflow_server: MlflowServer
 ) -> None:
-    args = ["study=deep_dnn", "n_trials=4", f"tracking_uri={mlflow_server.url}"]
+    args = ["study=deep_dnn", "n_trials=4", ONE_AT_A_TIME, f"tracking_uri={mlflow_server.url}"]
     proc = start(workdir, *args, *tiny(workdir / "mlruns", "train.epochs=6", "pruner=none"))
     wait_for(mid_trial(workdir), proc)
     mlflow_server.stop()

@@ -213,7 +213,7 @@ def test_kept_models_are_bounded_by_count_and_parameters() -> None:
 
 
 def test_a_retrain_of_a_trial_that_reused_traces_reproduces_it(workdir: Path) -> None:
-    args = tiny(workdir / "mlruns", "n_trials=3", "~space.model", "pruner=none")
+    args = tiny(workdir / "mlruns", "n_trials=3", "~space.model", "pruner=none", "pack=1")
     done = run_cli("search.run", "study=deep_dnn", *args, cwd=workdir)
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(

@@ -8,9 +8,9 @@ its pack's). A number asked for where trials cannot pack is ignored, and the wor
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from search.config.task import task_of
+from search.config.objectives import objectives_of
 
 __all__ = ["AUTO_PACK", "pack_size", "why_alone"]
 
@@ -19,16 +19,18 @@ AUTO_PACK = 8  # trials per pack with pack=auto: benchmarks/trial_speed.py, docs
 
 def why_alone(cfg: DictConfig) -> str:
     """Why this study's trials cannot train in packs; "" when they can."""
-    if str(cfg.optimizer.learning_rate) == "auto":
+    if str(OmegaConf.select(cfg, "optimizer.learning_rate")) == "auto":
         return "each trial finds its own learning rate first"
-    if any(o.name == "seconds_per_epoch" for o in task_of(cfg).objectives):
+    metric = OmegaConf.select(cfg, "metric")
+    objectives = objectives_of(metric, cfg.direction) if metric is not None else ()
+    if any(o.name == "seconds_per_epoch" for o in objectives):
         return "seconds_per_epoch, an objective, would be the pack's epoch"
     return ""
 
 
 def pack_size(cfg: DictConfig) -> int:
     """The trials a worker asks and trains together (1: one at a time)."""
-    asked = cfg.get("pack", 1)
+    asked = OmegaConf.select(cfg, "pack", default=1)
     if why_alone(cfg):
         return 1
     return AUTO_PACK if asked == "auto" else int(asked)

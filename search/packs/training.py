@@ -94,16 +94,21 @@ class PackTraining(keras.Model):
         predicted = self(x, training=False)
         return self._member_update(y, predicted, self._member_losses(y, predicted))
 
-    def _each(self, y: Any) -> Any:
+    def _each(self, y: Any, predicted: Any) -> Any:
+        """The targets for each member, ``[K, batch, ...]``; ``[K, batch, 1]`` against one
+        output unit (a regression, a sigmoid), as Keras matches a solo model's ranks."""
+        if len(y.shape) == len(predicted.shape) - 2 and predicted.shape[-1] == 1:
+            y = ops.expand_dims(y, -1)
         return ops.broadcast_to(ops.expand_dims(y, 0), (self.members, *ops.shape(y)))
 
     def _member_losses(self, y: Any, predicted: Any) -> Any:
-        return ops.mean(self.member_loss(self._each(y), predicted), axis=1)
+        per_example = self.member_loss(self._each(y, predicted), predicted)
+        return ops.mean(ops.reshape(per_example, (self.members, -1)), axis=1)
 
     def _member_update(self, y: Any, predicted: Any, losses: Any) -> dict[str, Any]:
         batch = ops.shape(y)[0]
         self.trackers[0].update_state(losses * ops.cast(batch, losses.dtype), batch)
         for tracker, fn in zip(self.trackers[1:], self.member_metrics.values(), strict=True):
-            values = ops.cast(fn(self._each(y), predicted), "float32")
+            values = ops.cast(fn(self._each(y, predicted), predicted), "float32")
             tracker.update_state(ops.sum(ops.reshape(values, (self.members, -1)), axis=1), batch)
         return {tracker.name: tracker.result() for tracker in self.trackers}

@@ -56,9 +56,15 @@ class StopRule:
     timeout: float | None = None
     started: float = field(default_factory=time.monotonic)
     clock: Callable[[], float] = time.monotonic
+    workers: int = 1  # processes sharing the quota: a pack asks no more than its share
 
     def time_up(self) -> bool:
         return self.timeout is not None and self.clock() - self.started >= self.timeout
+
+    def share(self, taken: int) -> int:
+        """Trials one ask may take of the ``n_trials - taken`` left: its worker's share,
+        so that the other workers get theirs (at least 1 while any is left)."""
+        return max(0, -(-(self.n_trials - taken) // self.workers))
 
 
 def settle_heap() -> None:
@@ -93,7 +99,7 @@ def run_trials(
             if _taken(study) >= rule.n_trials or grid_done(study):
                 break
             if pack > 1 and pack_objective is not None:
-                trials = _ask_pack(study, min(pack, rule.n_trials - _taken(study)), rule)
+                trials = _ask_pack(study, min(pack, rule.share(_taken(study))), rule)
                 if not trials:
                     break
                 done = _run_pack(study, trials, pack_objective)
@@ -115,7 +121,7 @@ def _ask_pack(study: optuna.Study, size: int, rule: StopRule) -> list[optuna.Tri
     """Up to ``size`` trials; one asked in a race (lower-numbered trials fill the quota)
     goes back to WAITING, and no more are asked."""
     trials: list[optuna.Trial] = []
-    while len(trials) < size and not grid_done(study):
+    while len(trials) < size and not grid_done(study) and not _grid_started(study):
         trial = _ask(study)
         if _taken(study, below=trial.number) >= rule.n_trials:
             give_back(study, trial)
@@ -165,6 +171,18 @@ def grid_done(study: optuna.Study) -> bool:
     """True when the study's sampler is a grid and every point of it is tried or running."""
     sampler = getattr(study.sampler, "inner", study.sampler)  # samplers.OnStep wraps it
     return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
+
+
+def _grid_started(study: optuna.Study) -> bool:
+    """A grid sampler's every point is finished or running: another ask would repeat one
+    (Optuna's grid hands out running points again once none is left unstarted)."""
+    sampler = getattr(study.sampler, "inner", study.sampler)
+    points = getattr(sampler, "_all_grids", None)  # GridSampler's grid (no public size)
+    if not isinstance(sampler, optuna.samplers.GridSampler) or points is None:
+        return False
+    states = (*FINISHED, TrialState.FAIL, TrialState.RUNNING)
+    taken = {t.system_attrs.get("grid_id") for t in study.get_trials(False, states=states)}
+    return len(taken - {None}) >= len(points)
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:

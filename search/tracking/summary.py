@@ -71,7 +71,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             [m if isinstance(m, dict) else {} for m in frame.pop(f"user_attrs_{Attr.METRICS}")]
         )
         frame = pd.concat([frame, metrics.set_index(frame.index)], axis=1)
-    frame["duration_seconds"] = frame.pop("duration").dt.total_seconds()
+    duration = pd.to_timedelta(frame.pop("duration"))  # all None while every trial runs
+    frame["duration_seconds"] = duration.dt.total_seconds()
     renamed = {
         c: c.removeprefix("user_attrs_") for c in frame.columns if c.startswith("user_attrs_")
     }

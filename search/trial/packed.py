@@ -42,10 +42,15 @@ _said: set[str] = set()  # why a model cannot be packed, said once per process
 
 
 def fit_packed(entries: Sequence[PackEntry], splits: Splits) -> list[FitResult | BaseException]:
-    """Each entry's result, or the exception that ended its trial (pruned, diverged, an
-    error); an interrupt (Ctrl-C) ends them all and propagates."""
-    prepared = [prepare_fit(cfg, splits, recorder, reuse=False) for cfg, recorder, _ in entries]
+    """Each entry's result, or the exception that ended its trial (its model would not
+    build, pruned, diverged, an error); an interrupt (Ctrl-C) ends them all and propagates."""
     results: list[FitResult | BaseException | None] = [None] * len(entries)
+    prepared: dict[int, Prepared] = {}
+    for k, (cfg, recorder, _) in enumerate(entries):
+        try:  # a trial whose model does not build fails alone
+            prepared[k] = prepare_fit(cfg, splits, recorder, reuse=False)
+        except Exception as exc:
+            results[k] = exc
     for group in _groups(prepared):
         if len(group) == 1:
             k = group[0]
@@ -56,7 +61,7 @@ def fit_packed(entries: Sequence[PackEntry], splits: Splits) -> list[FitResult |
         for k in group:
             error = prepared[k].error
             results[k] = error if error is not None else _finish(prepared[k], splits, len(group))
-    assert all(r is not None for r in results)  # every trial is in one group
+    assert all(r is not None for r in results)  # every trial failed or is in one group
     return [r for r in results if r is not None]
 
 
@@ -75,10 +80,10 @@ def _finish(prepared: Prepared, splits: Splits, size: int) -> FitResult | BaseEx
         return exc
 
 
-def _groups(prepared: Sequence[Prepared]) -> list[list[int]]:
+def _groups(prepared: dict[int, Prepared]) -> list[list[int]]:
     """Indices of the trials that can train as one pack, in order of first appearance."""
     groups: dict[str, list[int]] = {}
-    for k, p in enumerate(prepared):
+    for k, p in prepared.items():
         train = p.cfg.train
         key = json.dumps([shape_key(p.model), int(train.batch_size), int(train.epochs)])
         groups.setdefault(key, []).append(k)

@@ -42,15 +42,17 @@ def work(
     tracker: StudyTracker,
     prefix: str = "",
     revision: int = 0,
+    workers: int = 1,
 ) -> str:
     """Run this worker's share of the study (its trials are of ``revision``: see
-    ``search.study.revisions``); returns why it stopped early ("" if it did not)."""
+    ``search.study.revisions``; ``workers`` share it); returns why it stopped early ("" if
+    it did not)."""
     guard = FailureGuard(int(cfg.max_failures))
     settle_heap()
     run_trials(
         study,
         make_objective(cfg, specs, splits, tracker, revision),
-        StopRule(int(cfg.n_trials), cfg.timeout),
+        StopRule(int(cfg.n_trials), cfg.timeout, workers=workers),
         callbacks=[ProgressLine(logging.getLogger("search"), prefix), guard],
         should_stop=lambda: bool(guard.message),
         pack=_pack_size(cfg, prefix),
@@ -86,7 +88,8 @@ def work_in_process(
     # the revision the main process settled
     revision = settle_revision(study, cfg, accept=True, contents=splits.contents)
     try:
-        return work(cfg, specs, splits, study, tracker, prefix=f"[w{index}] ", revision=revision)
+        prefix = f"[w{index}] "
+        return work(cfg, specs, splits, study, tracker, prefix, revision, workers)
     except optuna.exceptions.StorageInternalError as exc:
         return f"worker {index}: storage error ({first_line(exc)})"
 
