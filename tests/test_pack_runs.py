@@ -15,7 +15,7 @@ import search
 from search.data import splits_from_config
 from search.trial import EpochRecorder, FitResult
 from search.trial.packed import _said, fit_packed
-from search.trial.worker import _pack_size
+from search.trial.worker import _pack, _pack_size
 from tests.conftest import client_in, compose, run_cli, study_in, tiny
 from tests.test_faults import (
     FAIL,
@@ -165,6 +165,11 @@ def test_a_model_without_a_fused_form_trains_alone_and_says_so_once(
     assert [r.metrics["packed_trials"] for r in results if isinstance(r, FitResult)] == [1.0] * 3
     notes = [r.getMessage() for r in caplog.records if "not packed" in r.getMessage()]
     assert len(notes) == 1 and "Conv2D" in notes[0], notes
+    auto = compose("study=deep_dnn", *tiny(tmp_path / "mlruns"))  # pack=auto
+    assert callable(pack := _pack(auto, "")) and pack() == 1  # asks one at a time from now
+    _said.clear()
+    assert pack() == 8
+    assert _pack(compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "pack=3")), "") == 3
 
 
 @pytest.mark.parametrize(

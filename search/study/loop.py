@@ -81,12 +81,13 @@ def run_trials(
     rule: StopRule,
     callbacks: Sequence[Callback] = (),
     should_stop: Callable[[], bool] = lambda: False,
-    pack: int = 1,
+    pack: int | Callable[[], int] = 1,
     pack_objective: PackObjective | None = None,
 ) -> int:
     """Run trials until the rule says stop; returns how many trials this worker told.
-    With ``pack`` > 1 and a ``pack_objective``, up to ``pack`` trials are asked at once
-    (no more than the quota leaves) and run by ``pack_objective`` together.
+    With ``pack`` > 1 (a number, or asked before each ask) and a ``pack_objective``, up to
+    ``pack`` trials are asked at once (no more than the worker's share of what the quota
+    leaves) and run by ``pack_objective`` together.
 
     Signals are held (see ``search.cli.signals``): one that comes while a trial is asked,
     told or its run opened or closed is raised inside the objective's training, or here at
@@ -98,8 +99,9 @@ def run_trials(
             _fail_stale(study)
             if _taken(study) >= rule.n_trials or grid_done(study):
                 break
-            if pack > 1 and pack_objective is not None:
-                trials = _ask_pack(study, min(pack, rule.share(_taken(study))), rule)
+            size = pack() if callable(pack) else pack
+            if size > 1 and pack_objective is not None:
+                trials = _ask_pack(study, min(size, rule.share(_taken(study))), rule)
                 if not trials:
                     break
                 done = _run_pack(study, trials, pack_objective)

@@ -34,11 +34,17 @@ from search.trial.fit import (
     prepare_fit,
 )
 
-__all__ = ["PackEntry", "fit_packed"]
+__all__ = ["PackEntry", "fit_packed", "packs_pay"]
 
 log = logging.getLogger("search")
 PackEntry = tuple[DictConfig, EpochRecorder, Sequence[keras.callbacks.Callback]]
 _said: set[str] = set()  # why a model cannot be packed, said once per process
+
+
+def packs_pay() -> bool:
+    """False once a trial's model in this process had no fused form: ``pack=auto`` then
+    asks one trial at a time (asking 8 that train one by one only blinds the sampler)."""
+    return not _said
 
 
 def fit_packed(entries: Sequence[PackEntry], splits: Splits) -> list[FitResult | BaseException]:

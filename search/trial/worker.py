@@ -8,6 +8,7 @@ runs of the main process first).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +29,7 @@ from search.tracking.tracker import StudyTracker
 from search.trial.devices import use_gpu, visible_gpus
 from search.trial.objective import make_objective
 from search.trial.pack_objective import make_pack_objective
+from search.trial.packed import packs_pay
 
 __all__ = ["work", "work_in_process"]
 
@@ -55,10 +57,19 @@ def work(
         StopRule(int(cfg.n_trials), cfg.timeout, workers=workers),
         callbacks=[ProgressLine(logging.getLogger("search"), prefix), guard],
         should_stop=lambda: bool(guard.message),
-        pack=_pack_size(cfg, prefix),
+        pack=_pack(cfg, prefix),
         pack_objective=make_pack_objective(cfg, specs, splits, tracker, revision),
     )
     return guard.message
+
+
+def _pack(cfg: DictConfig, prefix: str) -> int | Callable[[], int]:
+    """The pack's size; with ``pack=auto``, asked before each ask: 1 once a model
+    without a fused form showed up (``packs_pay``)."""
+    size = _pack_size(cfg, prefix)
+    if cfg.pack != "auto" or size == 1:
+        return size
+    return lambda: size if packs_pay() else 1
 
 
 def _pack_size(cfg: DictConfig, prefix: str) -> int:
