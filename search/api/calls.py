@@ -153,12 +153,15 @@ def _command(config_name: str, words: list[str]) -> Iterator[DictConfig]:
 
 def _clear_keras() -> None:
     """A notebook's kernel lives on: the models and packs a call kept
-    (``search.trial.traces``, ``search.packs.kept``) and Keras' state go when it returns."""
+    (``search.trial.traces``, ``search.packs.kept``), what it said about packing and Keras'
+    state go when it returns."""
     import sys
 
     if "search.trial.traces" in sys.modules:
         sys.modules["search.trial.traces"].TRACED.clear()
     if "search.packs.kept" in sys.modules:
         sys.modules["search.packs.kept"].PACKS.clear()
+    if "search.trial.packed" in sys.modules:
+        sys.modules["search.trial.packed"].forget_notes()
     if "keras" in sys.modules:
         sys.modules["keras"].backend.clear_session()

@@ -34,7 +34,7 @@ from search.trial.fit import (
     prepare_fit,
 )
 
-__all__ = ["PackEntry", "fit_packed", "packs_pay"]
+__all__ = ["PackEntry", "fit_packed", "forget_notes", "packs_pay"]
 
 log = logging.getLogger("search")
 PackEntry = tuple[DictConfig, EpochRecorder, Sequence[keras.callbacks.Callback]]
@@ -45,6 +45,11 @@ def packs_pay() -> bool:
     """False once a trial's model in this process had no fused form: ``pack=auto`` then
     asks one trial at a time (asking 8 that train one by one only blinds the sampler)."""
     return not _said
+
+
+def forget_notes() -> None:
+    """Forget the models said to have no fused form (a notebook's next call starts afresh)."""
+    _said.clear()
 
 
 def fit_packed(entries: Sequence[PackEntry], splits: Splits) -> list[FitResult | BaseException]:
