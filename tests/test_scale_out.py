@@ -40,7 +40,9 @@ def test_two_machines_share_a_study_on_postgres_and_an_mlflow_server(
         "study=deep_dnn",
         "n_trials=8",
         "pack=2",  # packs of 2, so that one machine does not take all 8 in its first ask
-        *tiny(workdir / "mlruns"),
+        # trials long enough that the first machine is still busy when the second one's two
+        # workers have started (~10 s under CI's load): each of the three takes a share
+        *tiny(workdir / "mlruns", *SLOW_TRIALS),
         *_remote(postgres_url, mlflow_server),
     ]
     first = start(workdir, *args)
