@@ -26,6 +26,7 @@ EPOCHS = 4
 @pytest.fixture(autouse=True)
 def _no_kept_packs() -> Iterator[None]:
     PACKS.clear()
+    PACKS.reused = 0
     yield
     PACKS.clear()
 
@@ -245,3 +246,41 @@ def test_a_kept_pack_trains_new_members_as_a_new_pack_would(tmp_path: Path) -> N
         assert kept_rows.rows == new_rows.rows
     for a, b in zip(members[0].model.get_weights(), again[0].model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_kept_pack_takes_fewer_and_simpler_members_than_it_has(tmp_path: Path) -> None:
+    """A pack of 3 with batch norm, dropout and momentum trains 2 plain SGD members on its
+    traced functions (an idle place, rate 0, batch norm off, momentum 0) as a new pack of
+    the 2 does."""
+    sgd = ("optimizer.name=sgd", "optimizer.learning_rate=0.05")
+    _packed(
+        tmp_path,
+        [
+            (1, (*sgd, "optimizer.momentum=0.9", "model.batch_norm=true")),
+            (2, (*sgd, "model.dropout_rate=0.2")),
+            (3, sgd),
+        ],
+    )
+    later = [(4, sgd), (5, (*sgd, "optimizer.learning_rate=0.02"))]
+    members, on_kept = _packed(tmp_path, later)
+    assert PACKS.reused == 1  # the idle place's steps cost less than tracing a pack of 2
+    PACKS.clear()
+    again, on_new = _packed(tmp_path, later)
+    assert PACKS.reused == 1
+    for kept_rows, new_rows in zip(on_kept, on_new, strict=True):
+        for kept_row, new_row in zip(kept_rows.rows, new_rows.rows, strict=True):
+            assert kept_row == pytest.approx(new_row, abs=1e-5)
+    for a, b in zip(members[1].model.get_weights(), again[1].model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_a_kept_pack_is_not_padded_where_its_idle_places_cost_more_than_tracing(
+    tmp_path: Path,
+) -> None:
+    _packed(tmp_path, [(1, ()), (2, ()), (3, ())])
+    (kept,) = PACKS._packs.values()
+    kept.trace_s = kept.epoch_s * EPOCHS / 3 - 1e-6  # 1 idle place of 3 over EPOCHS epochs
+    _packed(tmp_path, [(4, ()), (5, ())])
+    assert PACKS.reused == 0 and len(PACKS) == 2
+    _packed(tmp_path, [(6, ()), (7, ()), (8, ())])  # its own size: no idle place
+    assert PACKS.reused == 1

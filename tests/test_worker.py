@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -213,3 +214,26 @@ def test_rdb_heartbeats_fail_a_silent_worker_on_another_machine(tmp_path: Path) 
     run_trials(study, _objective, StopRule(n_trials=1))
     assert study.trials[0].state == TrialState.FAIL
     assert len(study.get_trials(states=FINISHED)) == 1
+
+
+@pytest.mark.parametrize(
+    ("n_trials", "pack", "workers", "asks"),
+    [
+        (20, 8, 1, [7, 7, 6]),  # not 8, 8, 4: one size of pack, traced once
+        (10, 8, 1, [5, 5]),
+        (3, 8, 1, [3]),
+        (20, 8, 2, [7, 7, 3, 2, 1]),  # at most half what is left while two workers share it
+    ],
+)
+def test_packs_split_what_is_left_evenly(
+    n_trials: int, pack: int, workers: int, asks: list[int]
+) -> None:
+    study, sizes = _study(), []
+
+    def together(trials: Sequence[optuna.Trial]) -> list[float]:
+        sizes.append(len(trials))
+        return [trial.suggest_float("x", 0.0, 1.0) for trial in trials]
+
+    rule = StopRule(n_trials=n_trials, workers=workers)
+    assert run_trials(study, _objective, rule, pack=pack, pack_objective=together) == n_trials
+    assert sizes == asks

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from search.packs.kept import PACKS
+from search.packs.kept import PACKS, Kept
 from search.packs.model import PackedModel, Values
 
 __all__ = ["Member", "fit_pack"]
@@ -59,6 +59,7 @@ class MemberEpochs(keras.callbacks.Callback):
         self.lrs = [_learning_rate(m.model) for m in members]
         self.running = [True] * len(members)
         self.pack: PackedModel | None = None
+        self.seconds: list[float] = []  # each epoch's, validation included
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self.started = time.perf_counter()
@@ -66,6 +67,7 @@ class MemberEpochs(keras.callbacks.Callback):
             self._call(k, member, "on_epoch_begin", epoch, {})
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self.started)
         self.values: Values | None = None  # the pack's weights, read once this epoch
         for k, member in self._running():
             own = {n: float(np.asarray(v).reshape(-1)[k]) for n, v in (logs or {}).items()}
@@ -125,14 +127,15 @@ def fit_pack(
     verbose: int = 0,
     jit_compile: bool | None = None,
     keep: int | None = None,
-) -> PackedModel:
+) -> Kept:
     """Train ``members`` as one pack on ``fit_inputs`` (``x``, ``y``, ``validation_data``,
     ... as ``Model.fit`` takes them); each member's solo model ends with its best weights.
     ``keep``: how many packs this process keeps for later packs of their kind (None: as
-    it is, 4 at first; 0: none, and the kept ones go)."""
+    it is, 4 at first; 0: none, and the kept ones go). Returns the pack, kept or new."""
     if keep is not None:
         PACKS.limit = keep
-    pack = PACKS.pack_for([m.model for m in members], seed=seed, jit_compile=jit_compile)
+    kept = PACKS.pack_for([m.model for m in members], seed, jit_compile, epochs)
+    pack = kept.pack
     epochs_of = MemberEpochs(members)
     epochs_of.pack = pack
     for member in members:
@@ -140,13 +143,14 @@ def fit_pack(
             callback.set_model(member.model)
     try:
         pack.fit(**fit_inputs, epochs=epochs, callbacks=[epochs_of], verbose=verbose)
+        kept.timed(epochs_of.seconds)
     finally:
         values = pack.values()
         for k, member in enumerate(members):
             pack.give_back(k, member.model, values)
             if member.best_weights is not None:
                 pack.load(member.model, member.best_weights)
-    return pack
+    return kept
 
 
 def _learning_rate(model: keras.Model) -> float:

@@ -95,12 +95,23 @@ def why_not(models: Sequence[keras.Model]) -> str | None:
     differ = "its members differ in more than learning rate, momentum, dropout rate, batch norm"
     if any(shape_key(m) != shape or p is None for m, p in zip(models, places, strict=True)):
         return differ
-    for i in range(len(kinds)):
-        present = [p[i] for p in places if p is not None and p[i] is not None]
-        configs = {json.dumps(_optional_config(layer), sort_keys=True) for layer in present}
-        if len(configs) > 1:
-            return differ
+    if any(len(configs) > 1 for configs in _place_configs(kinds, places)):
+        return differ
     return None
+
+
+def _place_configs(
+    kinds: Sequence[str], places: Sequence[Sequence[keras.layers.Layer | None] | None]
+) -> list[set[str]]:
+    """Per place of the chain, the configs its members' optional layers there have."""
+    return [
+        {
+            json.dumps(_optional_config(p[i]), sort_keys=True)
+            for p in places
+            if p is not None and p[i] is not None
+        }
+        for i in range(len(kinds))
+    ]
 
 
 def _optional_config(layer: keras.layers.Layer) -> dict[str, Any]:
@@ -126,6 +137,7 @@ def fuse(
     ]
     loss, metrics = _compiled(first)
     pack = PackedModel([layer for layer in layers if layer is not None], loss, metrics, kinds)
+    pack.place_configs = [next(iter(c), "") for c in _place_configs(kinds, places)]
     pack(np.zeros((1, *first.input_shape[1:]), "float32"))  # builds every layer
     optimizer = packed_optimizer(models, pack.active)
     pack.compile_pack(
@@ -159,6 +171,7 @@ class PackedModel(PackTraining):
         super().__init__(layers[0].members, loss, metrics)
         self.chain = list(layers)
         self.kinds = list(kinds)  # the solo layers' types, place by place
+        self.place_configs: list[str] = []  # its optional layers' configs, place by place
 
     def call(self, x: Any, training: bool | None = None) -> Any:
         for layer in self.chain:
@@ -168,10 +181,23 @@ class PackedModel(PackTraining):
             x = keras.ops.broadcast_to(keras.ops.expand_dims(x, 0), (self.members, *x.shape))
         return x
 
+    def fits(self, models: Sequence[keras.Model]) -> bool:
+        """Whether ``models`` (``shape_key`` equal to this pack's members') can train on
+        this pack: no more of them than it has members, their layers on its chain, their
+        optional layers configured as its own at each place."""
+        places = [aligned(self.kinds, model) for model in models]
+        if len(models) > self.members or any(p is None for p in places):
+            return False
+        configs = _place_configs(self.kinds, places)
+        return all(c <= {own} for c, own in zip(configs, self.place_configs, strict=True))
+
     def restart(self, models: Sequence[keras.Model], seed: int | None) -> None:
-        """Start again from ``models``' initial weights and hyperparameters (a pack of
-        their structure and size): every member running, a fresh optimizer state, the
-        dropout draws from ``seed``. The traced train and test functions stay."""
+        """Start again from ``models``' initial weights and hyperparameters (``fits``):
+        each member running, a fresh optimizer state, the dropout draws from ``seed``. The
+        traced train and test functions stay. Places beyond ``models`` (a pack of 8 for 6
+        trials) hold the first model's weights and never train."""
+        running = len(models)
+        models = [*models, *[models[0]] * (self.members - running)]
         solo = [self._aligned(model) for model in models]
         dropouts = 0
         for i, layer in enumerate(self.chain):
@@ -183,7 +209,7 @@ class PackedModel(PackTraining):
         for variable, value in zip(self.optimizer.variables, self.fresh_optimizer, strict=True):
             variable.assign(value)
         set_member_rates(self.optimizer, models)
-        self.active.assign(np.ones(self.members, "float32"))
+        self.active.assign((np.arange(self.members) < running).astype("float32"))
         self.stop_training = False
 
     def give_back(self, k: int, model: keras.Model, values: Values | None = None) -> None:

@@ -61,10 +61,14 @@ class StopRule:
     def time_up(self) -> bool:
         return self.timeout is not None and self.clock() - self.started >= self.timeout
 
-    def share(self, taken: int) -> int:
-        """Trials one ask may take of the ``n_trials - taken`` left: its worker's share,
-        so that the other workers get theirs (at least 1 while any is left)."""
-        return max(0, -(-(self.n_trials - taken) // self.workers))
+    def ask_size(self, taken: int, pack: int) -> int:
+        """Trials one ask of packs of up to ``pack`` takes of the ``n_trials - taken``
+        left: those split evenly into the fewest asks (20 left, packs of 8: 7, 7, 6, not
+        8, 8, 4, so a study's packs are one kind, traced once) and, so that the other
+        workers get theirs, into at least one ask per worker."""
+        left = max(0, self.n_trials - taken)
+        asks = max(-(-left // pack), min(self.workers, left))
+        return -(-left // asks) if asks else 0
 
 
 def settle_heap() -> None:
@@ -101,7 +105,7 @@ def run_trials(
                 break
             size = pack() if callable(pack) else pack
             if size > 1 and pack_objective is not None:
-                trials = _ask_pack(study, min(size, rule.share(_taken(study))), rule)
+                trials = _ask_pack(study, rule.ask_size(_taken(study), size), rule)
                 if not trials:
                     break
                 done = _run_pack(study, trials, pack_objective)

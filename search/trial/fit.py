@@ -154,7 +154,7 @@ def fit_members(
     keep = int(first.train.traced_models)
     start_fresh(seed, keep_caches=keep > 0)
     try:
-        fit_pack(
+        kept = fit_pack(
             members,
             splits.fit_inputs(int(first.train.batch_size)),
             epochs=int(first.train.epochs),
@@ -162,6 +162,8 @@ def fit_members(
             verbose=int(first.train.verbose),
             keep=min(keep, 4),
         )
+        for p in prepared:
+            p.reused = kept.uses > 1
     finally:
         for p, member in zip(prepared, members, strict=True):
             p.error = member.error
