@@ -118,6 +118,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--deadline", type=float, required=True, help="unix time")
     parser.add_argument("--max-epochs", type=int, default=MAX_EPOCHS)
+    parser.add_argument(
+        "--iterations", type=int, default=1000, help="Hyperband's iterations (1: one, complete)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
@@ -129,7 +132,7 @@ def main() -> None:
             objective="val_accuracy",
             max_epochs=args.max_epochs,
             factor=3,
-            hyperband_iterations=1000,  # the deadline ends the search, not the brackets
+            hyperband_iterations=args.iterations,  # 1000: the deadline ends the search
             seed=args.seed,
             directory=tmp,
             project_name="kt",

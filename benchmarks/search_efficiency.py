@@ -15,8 +15,14 @@ score; the harness: its best complete trial) is followed against wall time. The 
 is keras-tuner's median final best; the table gives each arm's median time to reach it
 (over seeds), its ratio to keras-tuner's, and the test accuracy of each run's winner.
 
-    python benchmarks/search_efficiency.py            # 3 seeds x 300 s per arm (~50 min)
-    python benchmarks/search_efficiency.py --quick    # 1 seed x 45 s (CI smoke test)
+A second table races a *completed* Hyperband (one iteration, a 9-epoch cap, run to its
+end): per seed, its wall time and best score, then the harness (its defaults,
+``train.epochs=9``) given that wall time, and the harness's time to reach that score as a
+share of it (target <= 0.25).
+
+    python benchmarks/search_efficiency.py            # 3 seeds x 300 s per arm, then 1
+                                                      # completed Hyperband (~65 min)
+    python benchmarks/search_efficiency.py --quick    # 1 seed x 45 s; a 3-epoch Hyperband
 """
 
 from __future__ import annotations
@@ -44,12 +50,14 @@ SPACE = [
 ]
 
 
-def run_keras_tuner(seed: int, budget: float, tmp: Path) -> tuple[pd.DataFrame, float]:
+def run_keras_tuner(
+    seed: int, budget: float, tmp: Path, kt_args: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, float]:
     """keras-tuner's trials (seconds from launch, score) and its winner's test accuracy."""
     out = tmp / "kt.csv"
     started = time.time()
     command = [sys.executable, str(REPO / "benchmarks" / "kt_hyperband.py"), "--seed", str(seed)]
-    command += ["--deadline", str(started + budget), "--out", str(out)]
+    command += ["--deadline", str(started + budget), "--out", str(out), *kt_args]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"keras-tuner seed {seed} failed: {done.stderr.strip()[-800:]}")
@@ -61,11 +69,13 @@ def run_keras_tuner(seed: int, budget: float, tmp: Path) -> tuple[pd.DataFrame, 
     return frame, float(winner["test_accuracy"])
 
 
-def run_harness(seed: int, budget: float, tmp: Path, pruning: bool) -> tuple[pd.DataFrame, float]:
+def run_harness(
+    seed: int, budget: float, tmp: Path, pruning: bool, epochs: int = 27
+) -> tuple[pd.DataFrame, float]:
     """The harness's finished trials (seconds from launch, value of complete ones) and the
     test accuracy of its best complete trial within the budget."""
     command = [sys.executable, "-m", "search.run", "study=deep_dnn", "dataset=digits"]
-    command += [f"seed={seed}", "n_trials=100000", f"timeout={budget}", "train.epochs=27"]
+    command += [f"seed={seed}", "n_trials=100000", f"timeout={budget}", f"train.epochs={epochs}"]
     command += [*SPACE, f"mlruns_dir={tmp}/mlruns", *([] if pruning else ["pruner=none"])]
     started = time.time()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -108,6 +118,52 @@ def run_arm(arm: str, seed: int, budget: float) -> tuple[pd.DataFrame, float]:
     frame = frame[frame["seconds"] <= budget].sort_values("seconds")
     frame = frame.assign(arm=arm, seed=seed, best=frame["value"].cummax())
     return frame.reset_index(drop=True), test_accuracy
+
+
+def race_completed(seed: int, max_epochs: int) -> dict[str, float]:
+    """A completed Hyperband (one iteration) and the harness given its wall time."""
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+        started = time.time()
+        kt_args = ("--max-epochs", str(max_epochs), "--iterations", "1")
+        kt, _ = run_keras_tuner(seed, 1e9, Path(tmp), kt_args)
+        wall = time.time() - started
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+        harness, _ = run_harness(seed, wall, Path(tmp), pruning=True, epochs=max_epochs)
+    target = float(kt["value"].max())
+    harness = harness[harness["seconds"] <= wall].sort_values("seconds")
+    harness = harness.assign(best=harness["value"].cummax())
+    reached = time_to(harness, target)
+    return {
+        "seed": seed,
+        "max_epochs": max_epochs,
+        "kt_trials": len(kt),
+        "kt_wall_seconds": wall,
+        "kt_best": target,
+        "harness_trials": len(harness),
+        "harness_best": float(harness["value"].max()),
+        "harness_time_to_kt_best": reached,
+        "share_of_kt_wall": reached / wall,
+    }
+
+
+def print_completed(rows: pd.DataFrame) -> None:
+    print("completed Hyperband (1 iteration) vs the harness given its wall time")
+    print(
+        "| seed | kt trials | kt wall s | kt best | harness trials | harness best | "
+        "harness s to kt best | share of kt wall |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows.itertuples():
+        print(
+            f"| {r.seed} | {r.kt_trials} | {r.kt_wall_seconds:.0f} | {r.kt_best:.4f} | "
+            f"{r.harness_trials} | {r.harness_best:.4f} | {r.harness_time_to_kt_best:.0f} | "
+            f"{r.share_of_kt_wall:.2f} |"
+        )
+    share = float(rows["share_of_kt_wall"].median())
+    print(
+        f"target: share of a completed Hyperband's wall <= 0.25: {share:.2f} "
+        f"{'PASS' if share <= 0.25 else 'MISS'}"
+    )
 
 
 def time_to(frame: pd.DataFrame, target: float) -> float:
@@ -193,6 +249,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 seed, 45 s per run")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--completed-seeds", type=int, default=1, help="completed Hyperbands to race (0: none)"
+    )
     args = parser.parse_args()
     budget, seeds = (45.0, 1) if args.quick else (args.budget, args.seeds)
     stem = "search_efficiency_quick" if args.quick else "search_efficiency"
@@ -222,6 +281,11 @@ def main() -> None:
     plot(trials, target, budget, args.out_dir / f"{stem}.png")
     print_table(table, target, budget, seeds)
     print(f"wrote {args.out_dir / stem}.csv, _runs.csv, _trials.csv, .png")
+    if args.completed_seeds:
+        cap = 3 if args.quick else 9
+        completed = pd.DataFrame([race_completed(s, cap) for s in range(args.completed_seeds)])
+        completed.to_csv(args.out_dir / f"{stem}_completed.csv", index=False)
+        print_completed(completed)
 
 
 if __name__ == "__main__":

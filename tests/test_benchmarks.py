@@ -69,6 +69,12 @@ def test_search_efficiency_benchmark_compares_three_arms(tmp_path: Path) -> None
         assert row.time_to_target == pytest.approx(hit.iloc[0] if len(hit) else math.inf)
         assert row.ratio_vs_kt == pytest.approx(row.time_to_target / kt_time, nan_ok=True)
     assert (tmp_path / "search_efficiency_quick.png").stat().st_size > 10_000
+    (race,) = pd.read_csv(tmp_path / "search_efficiency_quick_completed.csv").itertuples()
+    assert race.kt_trials > 0 and race.kt_wall_seconds > 0  # a Hyperband run to its end
+    assert race.share_of_kt_wall == pytest.approx(
+        race.harness_time_to_kt_best / race.kt_wall_seconds
+    )
+    assert "target: share of a completed Hyperband's wall <= 0.25" in result.stdout
 
 
 @pytest.mark.slow
