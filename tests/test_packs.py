@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -17,6 +18,7 @@ from search.data import splits_from_config
 from search.data.splits import Splits
 from search.packs import PACKS, Member, fit_pack, fuse, why_not
 from search.packs.chain import aligned, template_kinds
+from search.packs.kept import Kept
 from search.trial import build_compiled
 from tests.conftest import compose, tiny
 
@@ -284,3 +286,15 @@ def test_a_kept_pack_is_not_padded_where_its_idle_places_cost_more_than_tracing(
     assert PACKS.reused == 0 and len(PACKS) == 2
     _packed(tmp_path, [(6, ()), (7, ()), (8, ())])  # its own size: no idle place
     assert PACKS.reused == 1
+
+
+def test_a_kept_packs_idle_places_cost_its_epoch_over_the_epochs_its_last_fit_ran() -> None:
+    kept = Kept(pack=SimpleNamespace(members=8), kind="k", momentum=False)  # type: ignore[arg-type]
+    kept.uses = 1  # its first fit: the first epoch's extra seconds are tracing
+    kept.timed([5.0, 0.4, 0.5, 0.6])
+    assert kept.trace_s == pytest.approx(4.5) and (kept.epoch_s, kept.epochs_run) == (0.5, 4)
+    assert kept.idle_s(6, epochs=100) == pytest.approx(0.5 * 2 / 8 * 4)  # 4 run, not 100
+    assert kept.idle_s(6, epochs=2) == pytest.approx(0.5 * 2 / 8 * 2)
+    kept.uses = 2
+    kept.timed([0.7] * 10)
+    assert kept.trace_s == pytest.approx(4.5) and (kept.epoch_s, kept.epochs_run) == (0.7, 10)

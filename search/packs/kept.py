@@ -6,9 +6,9 @@ A kept pack takes any later members it ``fits``: a chain with a dropout or batch
 where none of them has one (a rate of 0, batch norm off), SGD momentum where they have
 none (a momentum of 0), and more places than members, whose extra places never train.
 Those places still cost their share of each step: a pack of 8 takes 6 members when the
-steps that 2 idle places add (an epoch's measured seconds x 2/8 x the epochs) cost less
-than the tracing that a new pack of 6 would (the kept pack's first epoch less its later
-ones, measured).
+steps that 2 idle places add (its measured epoch seconds x 2/8 x the epochs its last fit
+ran) cost less than the tracing that a new pack of 6 would (the kept pack's first epoch
+less its later ones, measured).
 """
 
 from __future__ import annotations
@@ -29,20 +29,23 @@ __all__ = ["PACKS", "Kept", "KeptPacks"]
 @dataclass
 class Kept:
     """A kept pack and what its fits measured: the seconds its first fit spent tracing
-    (its first epoch less its median epoch) and its last fit's median epoch."""
+    (its first epoch less its median epoch), its last fit's median epoch and length."""
 
     pack: PackedModel
     kind: str  # what its members share: ``shape_key`` and the compile settings
     momentum: bool
     trace_s: float = 0.0
     epoch_s: float = 0.0
+    epochs_run: int = 0  # by its last fit
     uses: int = 0  # the packs of trials it was handed out for
 
     def takes(self, models: Sequence[keras.Model], kind: str, momentum: bool) -> bool:
         return kind == self.kind and self.momentum >= momentum and self.pack.fits(models)
 
     def idle_s(self, members: int, epochs: int) -> float:
-        """What its places beyond ``members`` would cost over ``epochs``, at most."""
+        """What its places beyond ``members`` would cost over ``epochs`` at most, or over
+        as many epochs as its last fit ran (members stop early: 100 epochs allowed, 30 run)."""
+        epochs = min(epochs, self.epochs_run or epochs)
         return self.epoch_s * (self.pack.members - members) / self.pack.members * epochs
 
     def timed(self, epochs: Sequence[float]) -> None:
@@ -50,7 +53,7 @@ class Kept:
         if not epochs:
             return
         typical = statistics.median(epochs[1:] or epochs)
-        self.epoch_s = typical
+        self.epoch_s, self.epochs_run = typical, len(epochs)
         if self.uses == 1 and len(epochs) > 1:
             self.trace_s = max(0.0, epochs[0] - typical)
 
