@@ -19,8 +19,10 @@ liar) and trains members on shared batches: its best value must be no worse (med
 seeds). Per arm: the study's own seconds (first trial start to last trial end; the
 command's wall time, start-up included, beside it), finished trials per hour from the
 study's seconds, tracing seconds per trial (a trial's first epoch minus its median later
-epoch, over the trials of its pack, averaged over the trials) and the share of trials that
-trained on a kept model. The ratio rows are over ``previous``: medians over seeds.
+epoch, over the trials of its pack, averaged over the trials), the share of trials that
+trained on a kept model, and ``slots_used``: of the member-epochs packs ran (a pack runs
+until its last member stops), the share that trained a running member. The ratio rows
+are over ``previous``: medians over seeds.
 
     python benchmarks/trial_speed.py            # 3 seeds x 10 trials (~15 min)
     python benchmarks/trial_speed.py --quick    # 1 seed x 3 trials of 2 epochs, lr only (CI)
@@ -97,6 +99,7 @@ def _figures(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float | int]:
     ]
     values = [t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     return {
+        "slots_used": _slots_used(trials),
         "trials": len(trials),
         "study_seconds": seconds,
         "trials_per_hour": len(trials) / seconds * 3600 if seconds else math.nan,
@@ -105,6 +108,19 @@ def _figures(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float | int]:
         "packed": statistics.fmean(m.get("packed_trials", 1.0) for m in metrics) if metrics else 1,
         "best_value": max(values) if values else math.nan,
     }
+
+
+def _slots_used(trials: list[optuna.trial.FrozenTrial]) -> float:
+    """Of the member-epochs the packs ran (members x the pack's epochs, the pack running
+    until its last member stops), the share that trained a running member: what a pack
+    that compacted itself without cost would save is the rest."""
+    packs: dict[object, list[int]] = {}
+    for trial in trials:
+        seed = (trial.user_attrs.get(Attr.CONFIG) or {}).get("train", {}).get("pack_seed")
+        key = seed if seed is not None else f"alone {trial.number}"
+        packs.setdefault(key, []).append(len(trial.intermediate_values))
+    ran = sum(len(epochs) * max(epochs) for epochs in packs.values())
+    return sum(map(sum, packs.values())) / ran if ran else math.nan
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -116,6 +132,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
         "tracing_per_trial",
         "reused",
         "packed",
+        "slots_used",
     ]
     rows = runs.groupby("arm", sort=False)[columns].median().reindex(list(ARMS))
     rows["best_value"] = runs.groupby("arm", sort=False)["best_value"].median()

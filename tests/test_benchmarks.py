@@ -165,3 +165,5 @@ def test_trial_speed_benchmark_prints_its_table(tmp_path: Path) -> None:
     previous, alone = runs.set_index("arm").loc[["previous", "alone"], "reused"]
     assert previous == 0.0 and alone > 0.0  # kept traced models reused; the old did not
     assert runs.set_index("arm").loc["default", "packed"] > 1.0  # pack=auto: trials packed
+    assert runs.set_index("arm").loc["alone", "slots_used"] == 1.0  # alone: no idle epochs
+    assert 0.0 < runs.set_index("arm").loc["default", "slots_used"] <= 1.0
