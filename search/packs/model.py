@@ -136,8 +136,10 @@ def fuse(
         for i in range(len(kinds))
     ]
     loss, metrics = _compiled(first)
-    pack = PackedModel([layer for layer in layers if layer is not None], loss, metrics, kinds)
-    pack.place_configs = [next(iter(c), "") for c in _place_configs(kinds, places)]
+    configs = [next(iter(c), "") for c in _place_configs(kinds, places)]
+    pack = PackedModel(
+        [layer for layer in layers if layer is not None], loss, metrics, kinds, configs
+    )
     pack(np.zeros((1, *first.input_shape[1:]), "float32"))  # builds every layer
     optimizer = packed_optimizer(models, pack.active)
     pack.compile_pack(
@@ -166,12 +168,17 @@ class PackedModel(PackTraining):
     """The fused layers in a chain, with ``PackTraining``'s per-member fit."""
 
     def __init__(
-        self, layers: Sequence[PackedLayer], loss: str, metrics: list[str], kinds: Sequence[str]
+        self,
+        layers: Sequence[PackedLayer],
+        loss: str,
+        metrics: list[str],
+        kinds: Sequence[str],
+        place_configs: Sequence[str],
     ) -> None:
         super().__init__(layers[0].members, loss, metrics)
         self.chain = list(layers)
         self.kinds = list(kinds)  # the solo layers' types, place by place
-        self.place_configs: list[str] = []  # its optional layers' configs, place by place
+        self.place_configs = list(place_configs)  # its optional layers' configs, by place
 
     def call(self, x: Any, training: bool | None = None) -> Any:
         for layer in self.chain:

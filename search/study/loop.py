@@ -90,8 +90,8 @@ def run_trials(
 ) -> int:
     """Run trials until the rule says stop; returns how many trials this worker told.
     With ``pack`` > 1 (a number, or asked before each ask) and a ``pack_objective``, up to
-    ``pack`` trials are asked at once (no more than the worker's share of what the quota
-    leaves) and run by ``pack_objective`` together.
+    ``pack`` trials are asked at once (what the quota leaves split evenly, at least one ask
+    per worker: ``StopRule.ask_size``) and run by ``pack_objective`` together.
 
     Signals are held (see ``search.cli.signals``): one that comes while a trial is asked,
     told or its run opened or closed is raised inside the objective's training, or here at
