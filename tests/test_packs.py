@@ -5,7 +5,7 @@ own errors alone, and what cannot be fused says why."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -63,7 +63,10 @@ def _alone(tmp_path: Path, seed: int, *overrides: str) -> dict[str, list[float]]
 
 
 def _packed(
-    tmp_path: Path, trials: Sequence[tuple[int, tuple[str, ...]]], patience: int = 100
+    tmp_path: Path,
+    trials: Sequence[tuple[int, tuple[str, ...]]],
+    patience: int = 100,
+    ended: Callable[[list[Member], list[Rows], int], None] | None = None,
 ) -> tuple[list[Member], list[Rows]]:
     members, rows = [], []
     for seed, overrides in trials:
@@ -72,7 +75,8 @@ def _packed(
         members.append(
             Member(model, [rows[-1]], monitor="val_accuracy", mode="max", patience=patience)
         )
-    fit_pack(members, _inputs(splits), epochs=EPOCHS)
+    told = None if ended is None else lambda k: ended(members, rows, k)
+    fit_pack(members, _inputs(splits), epochs=EPOCHS, ended=told)
     return members, rows
 
 
@@ -187,8 +191,17 @@ def test_each_member_stops_alone_and_keeps_its_best_weights(tmp_path: Path) -> N
     """A learning rate that learns nothing stops early (patience 1); the other trains on;
     each solo model ends at its best epoch, as Keras' EarlyStopping leaves it."""
     trials = [(1, ("optimizer.learning_rate=1e-9",)), (2, ("optimizer.learning_rate=0.01",))]
-    members, rows = _packed(tmp_path, trials, patience=1)
+    ends: list[tuple[int, int, list[np.ndarray]]] = []  # who, the pack's epochs, its weights
+
+    def ended(members: list[Member], rows: list[Rows], k: int) -> None:
+        ends.append((k, len(rows[1].rows), members[k].model.get_weights()))
+
+    members, rows = _packed(tmp_path, trials, patience=1, ended=ended)
     assert len(rows[0].rows) < EPOCHS == len(rows[1].rows)
+    # the early one ended as it stopped, its best weights in its model, the other training on
+    assert [(k, epochs) for k, epochs, _ in ends] == [(0, len(rows[0].rows)), (1, EPOCHS)]
+    for k, _, weights in ends:
+        assert all(np.array_equal(a, b) for a, b in zip(weights, members[k].model.get_weights()))
     for member, member_rows in zip(members, (r.rows for r in rows), strict=True):
         best = max(range(len(member_rows)), key=lambda e: member_rows[e]["val_accuracy"])
         assert member.best_epoch == best

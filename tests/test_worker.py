@@ -26,6 +26,7 @@ from search.study import (
     worker_alive,
     worker_id,
 )
+from search.study.loop import Tell
 from search.tracking import StudyTracker, sync_study
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -230,10 +231,49 @@ def test_packs_split_what_is_left_evenly(
 ) -> None:
     study, sizes = _study(), []
 
-    def together(trials: Sequence[optuna.Trial]) -> list[float]:
+    def together(trials: Sequence[optuna.Trial], tell: Tell) -> None:
         sizes.append(len(trials))
-        return [trial.suggest_float("x", 0.0, 1.0) for trial in trials]
+        for k, trial in enumerate(trials):
+            tell(k, trial.suggest_float("x", 0.0, 1.0))
 
     rule = StopRule(n_trials=n_trials, workers=workers)
     assert run_trials(study, _objective, rule, pack=pack, pack_objective=together) == n_trials
     assert sizes == asks
+
+
+def test_a_pack_tells_each_trial_as_it_ends_and_an_interrupt_fails_only_the_rest() -> None:
+    """The sampler and the callbacks see a member's end while its pack trains on; Ctrl-C
+    then fails the members not told (their trials FAIL, the told one stays COMPLETE)."""
+    study, seen = _study(), []
+
+    def interrupted(trials: Sequence[optuna.Trial], tell: Tell) -> None:
+        tell(1, 0.25)
+        assert study.trials[1].state == TrialState.COMPLETE  # told before the pack ends
+        assert seen == [1]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(
+            study,
+            _objective,
+            StopRule(n_trials=3),
+            callbacks=[lambda _, frozen: seen.append(frozen.number)],
+            pack=3,
+            pack_objective=interrupted,
+        )
+    assert [t.state for t in study.trials] == [
+        TrialState.FAIL,
+        TrialState.COMPLETE,
+        TrialState.FAIL,
+    ]
+    assert study.trials[1].value == 0.25 and seen == [1]  # the interrupted are not reported
+
+
+def test_a_pack_trial_its_objective_never_told_fails() -> None:
+    study = _study()
+
+    def forgetful(trials: Sequence[optuna.Trial], tell: Tell) -> None:
+        tell(0, 0.5)
+
+    run_trials(study, _objective, StopRule(n_trials=2), pack=2, pack_objective=forgetful)
+    assert [t.state for t in study.trials[:2]] == [TrialState.COMPLETE, TrialState.FAIL]

@@ -5,15 +5,16 @@ on the same batches. At each epoch's end each running member's callbacks see its
 alone, as if it had trained by itself (the harness's recorder, Optuna's pruning, the chance
 and NaN guards); a callback that raises (pruned, diverged, stuck at chance) stops that
 member only, with that exception as its outcome. Early stopping runs per member as Keras'
-``EarlyStopping(restore_best_weights=True)`` does. The pack stops when no member runs; each
-solo model then holds its member's best weights.
+``EarlyStopping(restore_best_weights=True)`` does. A member that stops gets its best weights
+back in its solo model at once and is handed to ``ended`` (the harness closes its trial
+there, while the others train on); the pack stops when no member runs.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,8 @@ __all__ = ["Member", "fit_pack"]
 class Member:
     """One trial in a pack: its solo ``model`` (initial weights in, best weights out), the
     callbacks that see its epochs, and its early stopping (``monitor``, ``mode``,
-    ``patience``). After the fit: ``error`` (what stopped it, or None) and ``best_epoch``."""
+    ``patience``). Once it ends: ``error`` (what stopped it, or None), ``best_epoch``, and
+    ``reused`` (whether its pack trained on functions traced before)."""
 
     model: keras.Model
     callbacks: Sequence[keras.callbacks.Callback] = ()
@@ -43,6 +45,8 @@ class Member:
     best: float = math.nan
     wait: int = 0
     best_weights: list[list[np.ndarray]] | None = field(default=None, repr=False)
+    reused: bool = False
+    ended: bool = False
 
     def improved(self, value: float) -> bool:
         if math.isnan(self.best):
@@ -53,12 +57,16 @@ class Member:
 class MemberEpochs(keras.callbacks.Callback):
     """Each running member's epoch, as if alone; early stopping per member."""
 
-    def __init__(self, members: Sequence[Member]) -> None:
+    def __init__(
+        self, members: Sequence[Member], ended: Callable[[int], None] | None = None
+    ) -> None:
         super().__init__()
         self.members = list(members)
+        self.ended = ended
         self.lrs = [_learning_rate(m.model) for m in members]
         self.running = [True] * len(members)
         self.pack: PackedModel | None = None
+        self.values: Values | None = None  # the pack's weights, read once an epoch
         self.seconds: list[float] = []  # each epoch's, validation included
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
@@ -68,20 +76,38 @@ class MemberEpochs(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self.seconds.append(time.perf_counter() - self.started)
-        self.values: Values | None = None  # the pack's weights, read once this epoch
+        self.values = None
         for k, member in self._running():
             own = {n: float(np.asarray(v).reshape(-1)[k]) for n, v in (logs or {}).items()}
             own["learning_rate"] = self.lrs[k]
             if self._call(k, member, "on_epoch_end", epoch, own):
                 self._early_stopping(k, member, epoch, own)
+        for k, member in enumerate(self.members):
+            if not self.running[k] and not member.ended:
+                self.end(k)
         if not any(self.running):
             self.model.stop_training = True
 
-    def _weights(self, k: int) -> list[list[np.ndarray]]:
+    def end(self, k: int) -> None:
+        """Member k's best weights into its solo model; then ``ended`` hears of it."""
+        assert self.pack is not None
+        member = self.members[k]
+        member.ended = True
+        self.pack.give_back(k, member.model, self._values())
+        if member.best_weights is not None:
+            self.pack.load(member.model, member.best_weights)
+        if self.ended is not None:
+            self.ended(k)
+
+    def _values(self) -> Values:
         assert self.pack is not None
         if self.values is None:
             self.values = self.pack.values()
-        return self.pack.member_weights(k, self.values)
+        return self.values
+
+    def _weights(self, k: int) -> list[list[np.ndarray]]:
+        assert self.pack is not None
+        return self.pack.member_weights(k, self._values())
 
     def _early_stopping(self, k: int, member: Member, epoch: int, logs: dict[str, float]) -> None:
         """Keras' EarlyStopping (restore_best_weights=True) for member k."""
@@ -127,29 +153,39 @@ def fit_pack(
     verbose: int = 0,
     jit_compile: bool | None = None,
     keep: int | None = None,
+    ended: Callable[[int], None] | None = None,
 ) -> Kept:
     """Train ``members`` as one pack on ``fit_inputs`` (``x``, ``y``, ``validation_data``,
-    ... as ``Model.fit`` takes them); each member's solo model ends with its best weights.
+    ... as ``Model.fit`` takes them); each member's solo model ends with its best weights,
+    and ``ended(k)`` is called as member k ends (as it stops, or when the fit does).
     ``keep``: how many packs this process keeps for later packs of their kind (None: as
-    it is, 4 at first; 0: none, and the kept ones go). Returns the pack, kept or new."""
+    it is, 4 at first; 0: none, and the kept ones go). Returns the pack, kept or new.
+    An exception out of the fit (an interrupt) leaves each member its weights, unended."""
     if keep is not None:
         PACKS.limit = keep
     kept = PACKS.pack_for([m.model for m in members], seed, jit_compile, epochs)
     pack = kept.pack
-    epochs_of = MemberEpochs(members)
+    epochs_of = MemberEpochs(members, ended)
     epochs_of.pack = pack
     for member in members:
+        member.reused = kept.uses > 1
         for callback in member.callbacks:
             callback.set_model(member.model)
     try:
         pack.fit(**fit_inputs, epochs=epochs, callbacks=[epochs_of], verbose=verbose)
         kept.timed(epochs_of.seconds)
-    finally:
+    except BaseException:
         values = pack.values()
         for k, member in enumerate(members):
-            pack.give_back(k, member.model, values)
-            if member.best_weights is not None:
-                pack.load(member.model, member.best_weights)
+            if not member.ended:
+                pack.give_back(k, member.model, values)
+                if member.best_weights is not None:
+                    pack.load(member.model, member.best_weights)
+        raise
+    epochs_of.values = None
+    for k, member in enumerate(members):  # those that ran every epoch
+        if not member.ended:
+            epochs_of.end(k)
     return kept
 
 

@@ -41,10 +41,10 @@ __all__ = ["Callback", "Objective", "StopRule", "grid_done", "run_trials", "sett
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 Objective = Callable[[optuna.Trial], float | Sequence[float]]  # several: multi-objective
-# K trials at once (a fused pack): per trial its value(s) or the exception that ended it
-PackObjective = Callable[
-    [Sequence[optuna.Trial]], Sequence[float | Sequence[float] | BaseException]
-]
+# K trials at once (a fused pack); it tells each trial's end (its k, its value(s) or the
+# exception that ended it) as it comes, with the function it is given
+Tell = Callable[[int, float | Sequence[float] | BaseException], None]
+PackObjective = Callable[[Sequence[optuna.Trial], Tell], None]
 _TAKEN = (*FINISHED, TrialState.RUNNING)
 
 
@@ -91,7 +91,8 @@ def run_trials(
     """Run trials until the rule says stop; returns how many trials this worker told.
     With ``pack`` > 1 (a number, or asked before each ask) and a ``pack_objective``, up to
     ``pack`` trials are asked at once (what the quota leaves split evenly, at least one ask
-    per worker: ``StopRule.ask_size``) and run by ``pack_objective`` together.
+    per worker: ``StopRule.ask_size``) and run by ``pack_objective`` together, which tells
+    each as it ends (the callbacks see it then).
 
     Signals are held (see ``search.cli.signals``): one that comes while a trial is asked,
     told or its run opened or closed is raised inside the objective's training, or here at
@@ -108,17 +109,14 @@ def run_trials(
                 trials = _ask_pack(study, rule.ask_size(_taken(study), size), rule)
                 if not trials:
                     break
-                done = _run_pack(study, trials, pack_objective)
+                told += _run_pack(study, trials, pack_objective, callbacks)
             else:
                 trial = _ask(study)
                 if _taken(study, below=trial.number) >= rule.n_trials:
                     give_back(study, trial)
                     break
-                done = [_run_one(study, trial, objective)]
-            for frozen in done:
+                _finished(study, _run_one(study, trial, objective), callbacks)
                 told += 1
-                for callback in callbacks:
-                    callback(study, frozen)
     raise_pending()
     return told
 
@@ -137,28 +135,45 @@ def _ask_pack(study: optuna.Study, size: int, rule: StopRule) -> list[optuna.Tri
 
 
 def _run_pack(
-    study: optuna.Study, trials: Sequence[optuna.Trial], objective: PackObjective
-) -> list[FrozenTrial]:
-    """Run a pack; tell each trial its own end. An interrupt fails them all and propagates."""
+    study: optuna.Study,
+    trials: Sequence[optuna.Trial],
+    objective: PackObjective,
+    callbacks: Sequence[Callback],
+) -> int:
+    """Run a pack, telling each trial its own end as the objective reports it; returns
+    how many it told. An interrupt fails those not told yet and propagates."""
+    told: dict[int, FrozenTrial] = {}
+
+    def tell(k: int, outcome: Any) -> None:
+        with held():
+            told[k] = _tell(study, trials[k], outcome)
+            _finished(study, told[k], callbacks)
+
     for trial in trials:
         mark_worker(trial)
     with contextlib.ExitStack() as beats:
         for trial in trials:
             beats.enter_context(heartbeat(study, trial))  # type: ignore[arg-type]
         try:
-            outcomes: list[Any] = list(objective(trials))
-        except BaseException as exc:  # the objective has closed every member's run
-            outcomes = [exc] * len(trials)
-            if outcome_of(exc).interrupted:  # Ctrl-C, SIGTERM: told, then the worker ends
-                _tell_pack(study, trials, outcomes)
+            objective(trials, tell)
+        except BaseException as exc:  # the objective has closed the runs of those not told
+            interrupted = outcome_of(exc).interrupted
+            for k in range(len(trials)):
+                if k not in told:
+                    told[k] = _tell(study, trials[k], exc)
+                    if not interrupted:
+                        _finished(study, told[k], callbacks)
+            if interrupted:  # Ctrl-C, SIGTERM: told, then the worker ends
                 raise
-    return _tell_pack(study, trials, outcomes)
+    for k in range(len(trials)):  # an objective that told no end of a trial failed it
+        if k not in told:
+            tell(k, RuntimeError("the pack's objective gave this trial no end"))
+    return len(told)
 
 
-def _tell_pack(
-    study: optuna.Study, trials: Sequence[optuna.Trial], outcomes: Sequence[Any]
-) -> list[FrozenTrial]:
-    return [_tell(study, trial, outcome) for trial, outcome in zip(trials, outcomes, strict=True)]
+def _finished(study: optuna.Study, frozen: FrozenTrial, callbacks: Sequence[Callback]) -> None:
+    for callback in callbacks:
+        callback(study, frozen)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, result: Any) -> FrozenTrial:

@@ -8,7 +8,7 @@ direction, which epoch is best and whether chance-level detection applies.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,10 +136,12 @@ def fit_members(
     callbacks: Sequence[Sequence[keras.callbacks.Callback]],
     splits: Splits,
     seed: int,
+    ended: Callable[[int], None] | None = None,
 ) -> None:
     """Train prepared trials of one structure, batch size and epochs as one pack whose
     batches and dropout draws come from ``seed`` (``search.packs``); each trial's outcome
-    goes on its ``Prepared`` (``error``) and its config records ``train.pack_seed``."""
+    goes on its ``Prepared`` (``error``) and its config records ``train.pack_seed``, as it
+    ends: then ``ended(k)`` hears of trial k (its model holds its best weights)."""
     first = prepared[0].cfg
     members = [
         Member(
@@ -151,23 +153,31 @@ def fit_members(
         )
         for p, own in zip(prepared, callbacks, strict=True)
     ]
+
+    def record(k: int) -> None:
+        prepared[k].error, prepared[k].reused = members[k].error, members[k].reused
+        prepared[k].cfg.train.pack_seed = seed
+
+    def end(k: int) -> None:
+        record(k)
+        if ended is not None:
+            ended(k)
+
     keep = int(first.train.traced_models)
     start_fresh(seed, keep_caches=keep > 0)
     try:
-        kept = fit_pack(
+        fit_pack(
             members,
             splits.fit_inputs(int(first.train.batch_size)),
             epochs=int(first.train.epochs),
             seed=seed,
             verbose=int(first.train.verbose),
             keep=min(keep, 4),
+            ended=end,
         )
-        for p in prepared:
-            p.reused = kept.uses > 1
     finally:
-        for p, member in zip(prepared, members, strict=True):
-            p.error = member.error
-            p.cfg.train.pack_seed = seed
+        for k in range(len(prepared)):
+            record(k)
 
 
 def finish_fit(prepared: Prepared, splits: Splits, packed: int = 1) -> FitResult:

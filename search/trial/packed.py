@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 from omegaconf import DictConfig
@@ -52,28 +52,35 @@ def forget_notes() -> None:
     _said.clear()
 
 
-def fit_packed(entries: Sequence[PackEntry], splits: Splits) -> list[FitResult | BaseException]:
-    """Each entry's result, or the exception that ended its trial (its model would not
-    build, pruned, diverged, an error); an interrupt (Ctrl-C) ends them all and propagates."""
-    results: list[FitResult | BaseException | None] = [None] * len(entries)
+def fit_packed(
+    entries: Sequence[PackEntry],
+    splits: Splits,
+    done: Callable[[int, FitResult | BaseException], None],
+) -> None:
+    """Hand ``done`` each entry's result, or the exception that ended its trial (its model
+    would not build, pruned, diverged, an error), as soon as it has one: a member that
+    stops early is finished while its pack trains on. An interrupt (Ctrl-C) propagates;
+    the entries not handed to ``done`` by then are the caller's to close."""
     prepared: dict[int, Prepared] = {}
     for k, (cfg, recorder, _) in enumerate(entries):
         try:  # a trial whose model does not build fails alone
             prepared[k] = prepare_fit(cfg, splits, recorder, reuse=False)
         except Exception as exc:
-            results[k] = exc
+            done(k, exc)
     for group in _groups(prepared):
         if len(group) == 1:
-            k = group[0]
-            results[k] = _alone(entries[k], splits)
+            done(group[0], _alone(entries[group[0]], splits))
             continue
-        seed = int(prepared[group[0]].cfg.seed)  # the batches: its first trial's seed
-        fit_members([prepared[k] for k in group], [entries[k][2] for k in group], splits, seed)
-        for k in group:
+
+        def ended(i: int, group: list[int] = group) -> None:
+            k = group[i]
             error = prepared[k].error
-            results[k] = error if error is not None else _finish(prepared[k], splits, len(group))
-    assert all(r is not None for r in results)  # every trial failed or is in one group
-    return [r for r in results if r is not None]
+            done(k, error if error is not None else _finish(prepared[k], splits, len(group)))
+
+        seed = int(prepared[group[0]].cfg.seed)  # the batches: its first trial's seed
+        fit_members(
+            [prepared[k] for k in group], [entries[k][2] for k in group], splits, seed, ended
+        )
 
 
 def _alone(entry: PackEntry, splits: Splits) -> FitResult | BaseException:
