@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import keras
 
-from search.packs.model import PackedModel, fuse, shape_key
+from search.packs.fusable import shape_key
+from search.packs.model import PackedModel, fuse
 
 __all__ = ["PACKS", "Kept", "KeptPacks"]
 
@@ -39,8 +40,9 @@ class Kept:
     epochs_run: int = 0  # by its last fit
     uses: int = 0  # the packs of trials it was handed out for
 
-    def takes(self, models: Sequence[keras.Model], kind: str, momentum: bool) -> bool:
-        return kind == self.kind and self.momentum >= momentum and self.pack.fits(models)
+    def takes(self, models: Sequence[keras.Model], kind: str, momentum: bool, size: int) -> bool:
+        fits = self.pack.fits(models, size)
+        return kind == self.kind and self.momentum >= momentum and fits
 
     def idle_s(self, members: int, epochs: int) -> float:
         """What its places beyond ``members`` would cost over ``epochs`` at most, or over
@@ -70,25 +72,29 @@ class KeptPacks:
         seed: int | None,
         jit_compile: bool | None = None,
         epochs: int = 1,
+        size: int | None = None,
     ) -> Kept:
-        """A pack of ``models`` holding their initial state: the smallest kept one that
-        takes them and whose idle places cost less than a new pack's tracing, or a new
-        one (kept for later packs while ``limit`` allows)."""
+        """A pack for ``models`` (all of them fit it), ``size`` places wanted (None: one
+        each), holding the initial state of as many as it has places: the smallest kept
+        one that takes them and whose idle places cost less than a new pack's tracing,
+        or a new one (kept for later packs while ``limit`` allows)."""
+        size = size or len(models)
         kind = json.dumps([shape_key(models[0]), jit_compile])
         momentum = any(getattr(m.optimizer, "momentum", 0.0) for m in models)
         fitting = [
             (kept.pack.members, key)
             for key, kept in self._packs.items()
-            if kept.takes(models, kind, momentum)
-            and kept.idle_s(len(models), epochs) <= kept.trace_s
+            if kept.takes(models, kind, momentum, size)
+            and kept.idle_s(size, epochs) <= kept.trace_s
         ]
         if fitting:
             key = min(fitting)[1]
             kept = self._packs.pop(key)
-            kept.pack.restart(models, seed)
+            kept.pack.restart(models[: kept.pack.members], seed)
             self.reused += 1
         else:
-            kept = Kept(fuse(models, seed=seed, jit_compile=jit_compile), kind, momentum)
+            pack = fuse(models, seed=seed, jit_compile=jit_compile, size=size)
+            kept = Kept(pack, kind, momentum)
             key = id(kept.pack)
         kept.uses += 1
         if self.limit > 0:

@@ -3,7 +3,9 @@
 Every variable of a pack has its members on its first axis and rank 3 (``[K, ., .]``), so a
 ``[K, 1, 1]`` learning rate broadcasts over all of them and each member's update is the one
 Keras computes for it alone. A member that stopped gets a learning rate (and momentum) of
-0: its weights stay as they are.
+0: its weights stay as they are. Adam's and Nadam's bias corrections count each member's
+own steps (from ``member_start``, the pack's step at which it joined), so a member that
+takes a freed place in a running pack trains as it would from its first step alone.
 """
 
 from __future__ import annotations
@@ -23,16 +25,60 @@ SHARED = "shared_kernel"  # the first layer's kernel, members on axis 1 (``Packe
 
 def _for(variable: Any, per_member: Any) -> Any:
     """A ``[K, 1, 1]`` figure laid out for ``variable`` (its members on axis 0 or 1)."""
-    if str(getattr(variable, "path", variable.name)).split(":")[0].endswith(SHARED):
+    return _laid_out(str(getattr(variable, "path", variable.name)), per_member)
+
+
+def _laid_out(path: str, per_member: Any) -> Any:
+    if path.split(":")[0].endswith(SHARED):
         return ops.reshape(per_member, (1, -1, 1))
     return per_member
 
 
 class MemberRates:
-    """Mixed into a Keras optimizer: each variable's update at its members' rates."""
+    """Mixed into a Keras optimizer: each variable's update at its members' rates, and at
+    its members' own step counts (``iterations``, read by Adam's and Nadam's updates)."""
+
+    member_start: Any  # [K, 1, 1]: the pack's step at which each member joined
+    _layout: str | None = None  # while a variable's update runs: its path ("": per member)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        super().update_step(gradient, variable, _for(variable, learning_rate))  # type: ignore[misc]
+        self._layout = str(getattr(variable, "path", variable.name))
+        try:
+            super().update_step(gradient, variable, _for(variable, learning_rate))  # type: ignore[misc]
+        finally:
+            self._layout = None
+
+    @property
+    def iterations(self) -> Any:
+        steps = super().iterations  # type: ignore[misc]
+        if self._layout is None:
+            return steps
+        own = ops.subtract(ops.cast(steps, "int64"), self.member_start)
+        return _laid_out(self._layout, own)
+
+
+class MemberNadam(MemberRates):
+    """Nadam's running product of momentum factors, one per member (``[K, 1, 1]``)."""
+
+    @property
+    def _u_product(self) -> Any:
+        if self._layout is None or not hasattr(self, "member_u_product"):
+            return getattr(self, "member_u_product", None)
+        return _laid_out(self._layout, self.member_u_product)
+
+    @_u_product.setter
+    def _u_product(self, scalar: Any) -> None:  # Nadam's build: one per member instead
+        members = int(self.member_start.shape[0])
+        self.member_u_product = self.add_variable(  # type: ignore[attr-defined]
+            (members, 1, 1), initializer="ones", name="member_u_product"
+        )
+
+    def _backend_update_step(self, grads: Any, variables: Any, learning_rate: Any) -> None:
+        self._layout = ""  # Nadam's product update, each member at its own step
+        try:
+            super()._backend_update_step(grads, variables, learning_rate)  # type: ignore[misc]
+        finally:
+            self._layout = None
 
 
 class PackedSGD(keras.optimizers.SGD):  # noqa: D101
@@ -90,9 +136,13 @@ def packed_optimizer(models: Sequence[keras.Model], active: keras.Variable) -> A
             learning_rate, lambda: ops.multiply(momenta, gate()), config["nesterov"]
         )
     else:
-        packed: Any = type(f"Packed{type(first).__name__}", (MemberRates, type(first)), {})
+        mixin = MemberNadam if name == "nadam" else MemberRates
+        packed: Any = type(f"Packed{type(first).__name__}", (mixin, type(first)), {})
         optimizer = packed.from_config({**config, "learning_rate": learning_rate})
     optimizer.member_rates, optimizer.member_momenta = rates, momenta
+    optimizer.member_start = keras.Variable(
+        np.zeros((len(models), 1, 1), "int64"), trainable=False, dtype="int64"
+    )
     set_member_rates(optimizer, models)
     return optimizer
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from search.data.splits import Splits
 from search.packs import why_not
-from search.packs.model import shape_key
+from search.packs.fusable import shape_key
 from search.trial.callbacks import EpochRecorder
 from search.trial.fit import (
     FitResult,

@@ -1,0 +1,93 @@
+"""Rolling packs: more members than places, a waiting member taking the place of one that
+stopped. A member that joins late trains like the same trial alone, and one re-trained
+from the pack's seed and the epoch it joined at trains as it did in the pack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from search.packs import PACKS, Member, fit_pack
+from tests.test_packs import EPOCHS, Rows, _alone, _inputs, _model
+
+EARLY = ("optimizer.learning_rate=1e-9",)  # learns nothing: stops after patience 1
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_packs() -> Iterator[None]:
+    PACKS.clear()
+    yield
+    PACKS.clear()
+
+
+def _rolling(
+    tmp_path: Path, trials: list[tuple[int, tuple[str, ...]]], places: int, **inputs: Any
+) -> tuple[list[Member], list[Rows], list[int]]:
+    members, rows, ended = [], [], []
+    for seed, overrides in trials:
+        model, splits = _model(tmp_path, seed, *overrides)
+        rows.append(Rows())
+        members.append(Member(model, [rows[-1]], monitor="val_accuracy", mode="max", patience=1))
+    fit_pack(
+        members,
+        {**_inputs(splits), **inputs},
+        epochs=EPOCHS,
+        seed=7,
+        places=places,
+        ended=ended.append,
+    )
+    return members, rows, ended
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param((), id="nadam"),  # its bias corrections count the member's own steps
+        pytest.param(
+            ("model.batch_norm=true", "optimizer.name=sgd", "optimizer.momentum=0.9"),
+            id="bn_sgd_momentum",
+        ),
+    ],
+)
+def test_a_member_that_joins_late_trains_like_the_same_trial_alone(
+    tmp_path: Path, overrides: tuple[str, ...]
+) -> None:
+    """Two places, three members: the first stops early, the third takes its place while
+    the second trains on; the second and third each match their run alone (same batches,
+    no dropout) within 1e-5, epoch by epoch."""
+    trials = [(1, (*overrides, *EARLY)), (2, overrides), (3, overrides)]
+    members, rows, ended = _rolling(tmp_path, trials, places=2)
+    assert len(rows[0].rows) < EPOCHS == len(rows[1].rows) == len(rows[2].rows)
+    assert members[2].joined == len(rows[0].rows) and ended[0] == 0
+    for k in (1, 2):
+        alone = _alone(tmp_path, trials[k][0], *overrides)
+        for name in ("loss", "val_loss", "val_accuracy"):
+            packed = [row[name] for row in rows[k].rows]
+            assert packed == pytest.approx(alone[name], abs=1e-5), (k, name)
+
+
+def test_a_late_member_re_trained_from_the_packs_seed_and_its_epoch_trains_as_in_the_pack(
+    tmp_path: Path,
+) -> None:
+    """Shuffled batches and dropout: what a late member saw depends on the pack's seed and
+    the epoch it joined at; a pack of one from both gives it again."""
+    dropout = ("model.dropout_rate=0.2",)
+    trials = [(1, (*dropout, *EARLY)), (2, dropout), (3, dropout)]
+    members, rows, _ = _rolling(tmp_path, trials, places=2, shuffle=True)
+    joined = members[2].joined
+    assert joined is not None and joined > 0
+    model, splits = _model(tmp_path, 3, *dropout)
+    again = Rows()
+    member = Member(model, [again], monitor="val_accuracy", mode="max", patience=1, joined=joined)
+    fit_pack([member], {**_inputs(splits), "shuffle": True}, epochs=EPOCHS, seed=7)
+    assert len(again.rows) == len(rows[2].rows)
+    for name in ("loss", "val_loss"):
+        assert [r[name] for r in again.rows] == pytest.approx(
+            [r[name] for r in rows[2].rows], abs=1e-6
+        )
+    for a, b in zip(model.get_weights(), members[2].model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
