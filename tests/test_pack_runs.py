@@ -56,7 +56,9 @@ def test_a_packed_study_has_its_quota_and_a_run_per_trial_as_alone(workdir: Path
         if trial.state == COMPLETE:
             assert trial.value == pytest.approx(max(m.value for m in history))
             packed.append(int(run.data.metrics["packed_trials"]))
-    assert max(packed) == 3, packed  # the first 3 trained together, batch norm or not
+    assert max(packed) == 5, packed  # one ask of 5, batch norm or not: one pack of 3 places
+    started = sorted(int(run.data.params["train.pack_epoch"]) for (run,) in runs.values())
+    assert started[:3] == [0, 0, 0] and min(started[3:]) > 0, started  # 2 took freed places
     assert {run.data.params["model.batch_norm"] for run in runs[0] + runs[1] + runs[2]} == {
         "True",
         "False",
@@ -67,8 +69,9 @@ def test_a_packed_study_has_its_quota_and_a_run_per_trial_as_alone(workdir: Path
 def test_a_packed_trial_re_trains_from_its_export_to_its_value(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A member that is not its pack's first (other batches than its own seed's) and has
-    dropout: its export trains as a pack of one from ``train.pack_seed``, epoch for epoch."""
+    """A member that is not its pack's first (other batches than its own seed's), has
+    dropout and took the place of one that stopped (3 trials on 2 places): its export trains
+    as a pack of one from ``train.pack_seed`` and ``train.pack_epoch``, epoch for epoch."""
     monkeypatch.chdir(workdir)
     mlruns = workdir / "mlruns"
     dropout = ("space.model.dropout_rate.low=0.2", "train.epochs=3")
@@ -80,6 +83,7 @@ def test_a_packed_trial_re_trains_from_its_export_to_its_value(
     number = max(n for n in configs if configs[n]["seed"] != 42)
     trial = study.trials[number]
     assert configs[number]["model"]["dropout_rate"] >= 0.2
+    assert configs[number]["train"]["pack_epoch"] > 0  # it started when a place was freed
     (run,) = child_runs(client_in(workdir))[number]
     assert run.data.params["train.pack_seed"] == "42"
     exported = search.export_study("deep_dnn", [f"trial={number}", f"mlruns_dir={mlruns}"])
@@ -109,8 +113,9 @@ def test_ctrl_c_in_a_pack_closes_its_trials_and_the_command_continues(workdir: P
     ], stderr
     study = study_in(workdir)
     assert not study.get_trials(states=(RUNNING,))
-    # the pack's members still training fail; one that had stopped was told then, and stays
-    assert len(study.trials) == 2 and study.get_trials(states=(FAIL,))
+    # one ask of 4 on 2 places: the members training or waiting fail; one that had stopped
+    # was told then, and stays
+    assert len(study.trials) == 4 and study.get_trials(states=(FAIL,))
     client = client_in(workdir)
     for trial in study.trials:
         (run,) = child_runs(client)[trial.number]
@@ -133,12 +138,12 @@ def test_kill_9_in_a_pack_then_the_same_command_tops_up(workdir: Path) -> None:
     wait_for(mid_trial(workdir, finished=0), proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert len(study_in(workdir).get_trials(states=(RUNNING,))) == 2  # the pack's
+    assert len(study_in(workdir).get_trials(states=(RUNNING,))) == 3  # the ask's, 2 training
     again = run_cli("search.run", *args, cwd=workdir)
     assert again.returncode == 0, again.stderr
     study = study_in(workdir)
     orphaned = [t for t in study.trials if t.user_attrs.get("orphaned")]
-    assert len(orphaned) == 2 and all(t.state == FAIL for t in orphaned)
+    assert len(orphaned) == 3 and all(t.state == FAIL for t in orphaned)
     assert len(study.get_trials(states=FINISHED)) == 3
     assert_one_run_per_trial(study, client_in(workdir))
 
@@ -173,8 +178,8 @@ def test_a_model_without_a_fused_form_trains_alone_and_says_so_once(
     auto = compose("study=deep_dnn", *tiny(tmp_path / "mlruns"))  # pack=auto
     assert callable(pack := _pack(auto, "")) and pack() == 1  # asks one at a time from now
     _said.clear()
-    assert pack() == 8
-    assert _pack(compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "pack=3")), "") == 3
+    assert pack() == 16  # up to 2 trials asked per place of a pack of 8
+    assert _pack(compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "pack=3")), "") == 6
 
 
 @pytest.mark.parametrize(

@@ -156,9 +156,9 @@ def check_config(cfg: DictConfig) -> None:
         _whole(key, OmegaConf.select(cfg, key), least)
     if cfg.get("pack", "auto") != "auto":
         _whole("pack", cfg.pack, 1, "auto or ")
-    pack_seed = OmegaConf.select(cfg, "train.pack_seed")
-    if pack_seed is not None:
-        _whole("train.pack_seed", pack_seed, 0)
+    for key in ("train.pack_seed", "train.pack_epoch"):
+        if (value := OmegaConf.select(cfg, key)) is not None:
+            _whole(key, value, 0)
     for key, (low, inclusive, high) in _NUMBERS.items():
         _number(key, OmegaConf.select(cfg, key), low, inclusive, high)
     timeout = cfg.timeout

@@ -12,9 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.config.objectives import objectives_of
 
-__all__ = ["AUTO_PACK", "pack_size", "why_alone"]
+__all__ = ["AUTO_PACK", "QUEUE", "pack_size", "places_for", "why_alone"]
 
-AUTO_PACK = 8  # trials per pack with pack=auto: benchmarks/trial_speed.py, docs/performance.md
+AUTO_PACK = 8  # a pack's places with pack=auto: benchmarks/trial_speed.py, docs/performance.md
+QUEUE = 2  # trials asked per place: a pack trains an ask of 2K trials on K places at most,
+# a waiting trial taking each place freed by one that stopped (benchmarks/trial_speed.py)
 
 
 def why_alone(cfg: DictConfig) -> str:
@@ -34,3 +36,10 @@ def pack_size(cfg: DictConfig) -> int:
     if why_alone(cfg):
         return 1
     return AUTO_PACK if asked == "auto" else int(asked)
+
+
+def places_for(trials: int, size: int) -> int:
+    """A pack's places for ``trials`` asked together, ``size`` at most: one per ``QUEUE``
+    of them, so each place trains about ``QUEUE`` trials one after another (a place idles
+    once its trials are done; fewer places idle less, more run each step at less cost)."""
+    return max(1, min(size, -(-trials // QUEUE)))

@@ -61,6 +61,7 @@ NOT_COMPARED = (
     "train.jit_compile",
     "train.traced_models",
     "train.pack_seed",
+    "train.pack_epoch",
     "pack",
     "search_path",
 )

@@ -106,7 +106,8 @@ def fit_config(
     figures sit at chance level. Exceptions raised by ``callbacks`` (a pruning callback)
     propagate; ``recorder.rows`` then holds the epochs done. A config that names the pack it
     trained in (``train.pack_seed``: an exported packed trial) trains as a pack of one from
-    that seed: the batches and dropout draws it saw in its pack, so its value is reproduced.
+    that seed, starting at the pack's epoch it started at (``train.pack_epoch``): the batches
+    and dropout draws it saw in its pack, so its value is reproduced.
     """
     pack_seed = OmegaConf.select(cfg, "train.pack_seed")
     if pack_seed is not None:
@@ -137,11 +138,14 @@ def fit_members(
     splits: Splits,
     seed: int,
     ended: Callable[[int], None] | None = None,
+    places: int | None = None,
 ) -> None:
-    """Train prepared trials of one structure, batch size and epochs as one pack whose
-    batches and dropout draws come from ``seed`` (``search.packs``); each trial's outcome
-    goes on its ``Prepared`` (``error``) and its config records ``train.pack_seed``, as it
-    ends: then ``ended(k)`` hears of trial k (its model holds its best weights)."""
+    """Train prepared trials of one structure, batch size and epochs as one pack of
+    ``places`` (None: one each; fewer: the others wait for a place) whose batches and
+    dropout draws come from ``seed`` (``search.packs``); each trial's outcome goes on its
+    ``Prepared`` (``error``) and its config records ``train.pack_seed`` and the pack's epoch
+    it started at (``train.pack_epoch``; a config that has one starts there), as it ends:
+    then ``ended(k)`` hears of trial k (its model holds its best weights)."""
     first = prepared[0].cfg
     members = [
         Member(
@@ -150,6 +154,7 @@ def fit_members(
             monitor=p.task.monitor,
             mode=p.task.mode,
             patience=int(p.cfg.train.patience),
+            joined=OmegaConf.select(p.cfg, "train.pack_epoch"),
         )
         for p, own in zip(prepared, callbacks, strict=True)
     ]
@@ -157,6 +162,7 @@ def fit_members(
     def record(k: int) -> None:
         prepared[k].error, prepared[k].reused = members[k].error, members[k].reused
         prepared[k].cfg.train.pack_seed = seed
+        prepared[k].cfg.train.pack_epoch = members[k].joined
 
     def end(k: int) -> None:
         record(k)
@@ -174,6 +180,7 @@ def fit_members(
             verbose=int(first.train.verbose),
             keep=min(keep, 4),
             ended=end,
+            places=places,
         )
     finally:
         for k in range(len(prepared)):

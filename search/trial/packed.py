@@ -1,15 +1,19 @@
-"""Trials trained as fused packs (``pack=K``): the configs of K asked trials, grouped by
-what a pack shares (the model's structure less learning rate, momentum and dropout rate;
-batch size, epochs, compile settings), each group of two or more trained as one
-``search.packs`` pack, a trial alone as usual (``fit_config``).
+"""Trials trained as fused packs (``pack=K``): the configs of the trials asked together (up
+to ``QUEUE`` x K), grouped by what a pack shares (the model's structure less learning rate,
+momentum, dropout rate and batch norm; batch size, epochs, compile settings), each group of
+two or more trained as one ``search.packs`` pack of ``places_for`` places (at most K; a
+trial waiting for a place takes that of one that stopped), a trial alone as usual
+(``fit_config``).
 
 Each member is prepared as a trial alone is (its seed, its model and guards: ``prepare_fit``)
-and finished as one (``finish_fit``: diagnostics, the test set, its values), so the trial's
-run, its Optuna trial and its kept model are what they would be alone. Members see the same
-batches, in the order of the pack's first member's seed; a member's early stopping, pruning,
-chance and NaN guards are its own (``search.packs.fit``). A packed trial's config records
-its pack's seed (``train.pack_seed``): re-trained from its export, it trains as a pack of
-one from that seed (``fit_config``) and so sees the batches and dropout draws it saw here.
+and finished as one (``finish_fit``: diagnostics, the test set, its values) as soon as it
+stops, so the trial's run, its Optuna trial and its kept model are what they would be alone.
+Members see the same batches, in the order of the pack's first member's seed; a member's
+early stopping, pruning, chance and NaN guards are its own (``search.packs.members``). A
+packed trial's config records its pack's seed and the pack's epoch it started at
+(``train.pack_seed``, ``train.pack_epoch``): re-trained from its export, it trains as a pack
+of one from that seed, starting at that epoch (``fit_config``), and so sees the batches and
+dropout draws it saw here.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable, Sequence
 import keras
 from omegaconf import DictConfig
 
+from search.config.packing import pack_size, places_for
 from search.data.splits import Splits
 from search.packs import why_not
 from search.packs.fusable import shape_key
@@ -77,10 +82,11 @@ def fit_packed(
             error = prepared[k].error
             done(k, error if error is not None else _finish(prepared[k], splits, len(group)))
 
-        seed = int(prepared[group[0]].cfg.seed)  # the batches: its first trial's seed
-        fit_members(
-            [prepared[k] for k in group], [entries[k][2] for k in group], splits, seed, ended
-        )
+        first = prepared[group[0]].cfg
+        seed = int(first.seed)  # the batches: its first trial's seed
+        places = places_for(len(group), pack_size(first))
+        members = [prepared[k] for k in group]
+        fit_members(members, [entries[k][2] for k in group], splits, seed, ended, places)
 
 
 def _alone(entry: PackEntry, splits: Splits) -> FitResult | BaseException:
