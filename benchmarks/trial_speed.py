@@ -8,21 +8,21 @@ alternating arms:
   call into the graph, every trial traces its own graphs, one trial at a time: the defaults
   before issue 16);
 - ``alone``: the defaults with ``pack=1`` (kept traces, 32 steps per call);
-- ``default``: the defaults as they are (``pack=auto``: 8 asked trials train as fused packs,
-  ``search.packs``);
+- ``default``: the defaults as they are (``pack=auto``: trials asked together train as a fused
+  pack of up to 8 places, ``search.packs``, a waiting trial taking a freed place);
 - ``jit``: the defaults with ``train.jit_compile=true`` (XLA compiles each kind of pack).
 
 ``previous`` and ``alone`` train the same trials bit for bit (the same seed gives the same
 sampled parameters, and neither setting changes a result), so their best value must be the
-same; the table checks it. ``default`` samples 8 trials before any ends (TPE with a constant
+same; the table checks it. ``default`` samples an ask of trials before any ends (TPE with a constant
 liar) and trains members on shared batches: its best value must be no worse (median over
 seeds). Per arm: the study's own seconds (first trial start to last trial end; the
 command's wall time, start-up included, beside it), finished trials per hour from the
-study's seconds, tracing seconds per trial (a trial's first epoch minus its median later
-epoch, over the trials of its pack, averaged over the trials), the share of trials that
-trained on a kept model, and ``slots_used``: of the member-epochs packs ran (a pack runs
-until its last member stops), the share that trained a running member. The ratio rows
-are over ``previous``: medians over seeds.
+study's seconds, tracing seconds per trial (per pack, a first member's first epoch minus
+its median later epoch; summed, over the trials), the share of trials that trained on a
+kept model, and ``slots_used``: of the place-epochs packs ran (a pack runs until its last
+member stops), the share that trained a running member. The ratio rows are over
+``previous``: medians over seeds.
 
     python benchmarks/trial_speed.py            # 3 seeds x 10 trials (~15 min)
     python benchmarks/trial_speed.py --quick    # 1 seed x 3 trials of 2 epochs, lr only (CI)
@@ -91,36 +91,61 @@ def _figures(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float | int]:
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     seconds = (max(ends) - min(starts)).total_seconds() if starts and ends else math.nan
-    metrics = [t.user_attrs.get(Attr.METRICS) or {} for t in trials]
-    tracing = [  # a pack's tracing over its members
-        (m["first_epoch_seconds"] - m["seconds_per_epoch"]) / m.get("packed_trials", 1.0)
-        for m in metrics
-        if "first_epoch_seconds" in m and "seconds_per_epoch" in m
-    ]
+    metrics = [_metrics(t) for t in trials]
     values = [t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     return {
         "slots_used": _slots_used(trials),
         "trials": len(trials),
         "study_seconds": seconds,
         "trials_per_hour": len(trials) / seconds * 3600 if seconds else math.nan,
-        "tracing_per_trial": statistics.fmean(tracing) if tracing else math.nan,
+        "tracing_per_trial": _tracing(trials) / len(trials) if trials else math.nan,
         "reused": statistics.fmean(m.get("reused_traces", 0.0) for m in metrics) if metrics else 0,
         "packed": statistics.fmean(m.get("packed_trials", 1.0) for m in metrics) if metrics else 1,
         "best_value": max(values) if values else math.nan,
     }
 
 
-def _slots_used(trials: list[optuna.trial.FrozenTrial]) -> float:
-    """Of the member-epochs the packs ran (members x the pack's epochs, the pack running
-    until its last member stops), the share that trained a running member: what a pack
-    that compacted itself without cost would save is the rest."""
-    packs: dict[object, list[int]] = {}
+def _metrics(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    return trial.user_attrs.get(Attr.METRICS) or {}
+
+
+def _started(trial: optuna.trial.FrozenTrial) -> int:
+    """The pack's epoch the trial started at (0: with its pack, or alone)."""
+    train = (trial.user_attrs.get(Attr.CONFIG) or {}).get("train", {})
+    return int(train.get("pack_epoch") or 0)
+
+
+def _packs(trials: list[optuna.trial.FrozenTrial]) -> list[list[optuna.trial.FrozenTrial]]:
+    """Trials by the pack they trained in (its seed); a trial alone is a pack of its own."""
+    packs: dict[object, list[optuna.trial.FrozenTrial]] = {}
     for trial in trials:
         seed = (trial.user_attrs.get(Attr.CONFIG) or {}).get("train", {}).get("pack_seed")
-        key = seed if seed is not None else f"alone {trial.number}"
-        packs.setdefault(key, []).append(len(trial.intermediate_values))
-    ran = sum(len(epochs) * max(epochs) for epochs in packs.values())
-    return sum(map(sum, packs.values())) / ran if ran else math.nan
+        packs.setdefault(seed if seed is not None else f"alone {trial.number}", []).append(trial)
+    return list(packs.values())
+
+
+def _tracing(trials: list[optuna.trial.FrozenTrial]) -> float:
+    """Seconds the packs spent tracing: per pack, a first member's first epoch less its
+    median later epoch (members that start later never trace)."""
+    total = 0.0
+    for pack in _packs(trials):
+        first = [_metrics(t) for t in pack if _started(t) == 0]
+        timed = [m for m in first if "first_epoch_seconds" in m and "seconds_per_epoch" in m]
+        if timed:
+            total += max(0.0, timed[0]["first_epoch_seconds"] - timed[0]["seconds_per_epoch"])
+    return total
+
+
+def _slots_used(trials: list[optuna.trial.FrozenTrial]) -> float:
+    """Of the place-epochs the packs ran (its places x its epochs, a pack running until
+    its last member stops), the share that trained a running member."""
+    ran = used = 0
+    for pack in _packs(trials):
+        epochs = [len(t.intermediate_values) for t in pack]
+        length = max(_started(t) + e for t, e in zip(pack, epochs, strict=True))
+        places = int(_metrics(pack[0]).get("pack_places", len(pack)))
+        ran, used = ran + places * length, used + sum(epochs)
+    return used / ran if ran else math.nan
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -45,7 +45,7 @@ def fit_pack(
         if i is not None and not epochs_of.running[i]:
             pack.stop(p)  # starts later (a re-train of a member that joined late)
     for member in members:
-        member.reused = kept.uses > 1
+        member.reused, member.places = kept.uses > 1, pack.members
         for callback in member.callbacks:
             callback.set_model(member.model)
     try:

@@ -36,8 +36,8 @@ class Member:
     callbacks that see its epochs, its early stopping (``monitor``, ``mode``, ``patience``)
     and its ``epochs``. ``joined``: the pack's epoch it started at (None: at the first free
     place; set then), so a re-train can start it at the same one. Once it ends: ``error``
-    (what stopped it, or None), ``best_epoch`` (its own count), and ``reused`` (whether its
-    pack trained on functions traced before)."""
+    (what stopped it, or None), ``best_epoch`` (its own count), ``reused`` (whether its
+    pack trained on functions traced before) and ``places`` (its pack's)."""
 
     model: keras.Model
     callbacks: Sequence[keras.callbacks.Callback] = ()
@@ -53,6 +53,7 @@ class Member:
     wait: int = 0
     best_weights: list[list[np.ndarray]] | None = field(default=None, repr=False)
     reused: bool = False
+    places: int = 1  # its pack's
     ended: bool = False
 
     def improved(self, value: float) -> bool:

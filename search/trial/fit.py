@@ -71,6 +71,7 @@ class Prepared:
     probe: tuple[Any, Any] | None = None
     grads_start: pd.DataFrame | None = None
     error: BaseException | None = None  # what ended it in a pack (pruned, diverged, ...)
+    places: int = 1  # its pack's places (1: alone)
 
 
 def prepare_fit(
@@ -161,6 +162,7 @@ def fit_members(
 
     def record(k: int) -> None:
         prepared[k].error, prepared[k].reused = members[k].error, members[k].reused
+        prepared[k].places = members[k].places
         prepared[k].cfg.train.pack_seed = seed
         prepared[k].cfg.train.pack_epoch = members[k].joined
 
@@ -196,6 +198,7 @@ def finish_fit(prepared: Prepared, splits: Splits, packed: int = 1) -> FitResult
     metrics["params"] = float(model.count_params())
     metrics["reused_traces"] = float(prepared.reused)  # trained on graphs traced before
     metrics["packed_trials"] = float(packed)
+    metrics["pack_places"] = float(prepared.places)
     tables: dict[str, pd.DataFrame] = {}
     if prepared.probe is not None and prepared.grads_start is not None:
         x_probe, y_probe = prepared.probe
