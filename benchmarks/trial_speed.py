@@ -8,6 +8,8 @@ alternating arms:
   call into the graph, every trial traces its own graphs, one trial at a time: the defaults
   before issue 16);
 - ``alone``: the defaults with ``pack=1`` (kept traces, 32 steps per call);
+- ``fixed``: the defaults with ``pack_queue=1``: a pack of as many places as trials asked
+  (up to 8), none waiting, so places idle as members stop;
 - ``default``: the defaults as they are (``pack=auto``: trials asked together train as a fused
   pack of up to 8 places, ``search.packs``, a waiting trial taking a freed place);
 - ``jit``: the defaults with ``train.jit_compile=true`` (XLA compiles each kind of pack).
@@ -54,6 +56,7 @@ RESULTS = REPO / "benchmarks" / "results"
 ARMS = {
     "previous": ["train.steps_per_execution=1", "train.traced_models=0", "pack=1"],
     "alone": ["pack=1"],
+    "fixed": ["pack_queue=1"],
     "default": [],
     "jit": ["train.jit_compile=true"],
 }
@@ -100,7 +103,7 @@ def _figures(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float | int]:
         "trials_per_hour": len(trials) / seconds * 3600 if seconds else math.nan,
         "tracing_per_trial": _tracing(trials) / len(trials) if trials else math.nan,
         "reused": statistics.fmean(m.get("reused_traces", 0.0) for m in metrics) if metrics else 0,
-        "packed": statistics.fmean(m.get("packed_trials", 1.0) for m in metrics) if metrics else 1,
+        "packed": statistics.fmean(len(p) for p in _packs(trials) for _ in p) if trials else 1,
         "best_value": max(values) if values else math.nan,
     }
 
@@ -143,7 +146,8 @@ def _slots_used(trials: list[optuna.trial.FrozenTrial]) -> float:
     for pack in _packs(trials):
         epochs = [len(t.intermediate_values) for t in pack]
         length = max(_started(t) + e for t, e in zip(pack, epochs, strict=True))
-        places = int(_metrics(pack[0]).get("pack_places", len(pack)))
+        starters = sum(_started(t) == 0 for t in pack)  # a pack starts with every place taken
+        places = max([starters, *(int(_metrics(t).get("pack_places", 0)) for t in pack)])
         ran, used = ran + places * length, used + sum(epochs)
     return used / ran if ran else math.nan
 

@@ -323,6 +323,8 @@ def _cifar_names_other_content(work: Path) -> Path:
         (["devices=[0,0]"], "devices must be auto, none or a list of GPU indices like [0,1]"),
         (["devices=[-1]"], "devices must be auto, none or a list of GPU indices like [0,1]"),
         (["train.epochs=0"], "train.epochs must be a positive whole number, got 0"),
+        (["pack_queue=0"], "pack_queue must be a positive whole number, got 0"),
+        (["train.pack_epoch=-1"], "train.pack_epoch must be a whole number >= 0, got -1"),
         (["train.epochs=-2"], "train.epochs must be a positive whole number, got -2"),
         (["heartbeat_interval=0"], "heartbeat_interval must be a positive whole number"),
         (["train.patience=-1"], "train.patience must be a whole number >= 0, got -1"),

@@ -125,6 +125,7 @@ _WHOLE = {
     "train.verbose": 0,
     "train.steps_per_execution": 1,
     "train.traced_models": 0,
+    "pack_queue": 1,
     "max_failures": 1,
     "heartbeat_interval": 1,
     "dataset.split_seed": 0,

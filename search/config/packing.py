@@ -12,11 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.config.objectives import objectives_of
 
-__all__ = ["AUTO_PACK", "QUEUE", "pack_size", "places_for", "why_alone"]
+__all__ = ["AUTO_PACK", "ask_size", "pack_size", "places_for", "why_alone"]
 
 AUTO_PACK = 8  # a pack's places with pack=auto: benchmarks/trial_speed.py, docs/performance.md
-QUEUE = 2  # trials asked per place: a pack trains an ask of 2K trials on K places at most,
-# a waiting trial taking each place freed by one that stopped (benchmarks/trial_speed.py)
 
 
 def why_alone(cfg: DictConfig) -> str:
@@ -38,8 +36,18 @@ def pack_size(cfg: DictConfig) -> int:
     return AUTO_PACK if asked == "auto" else int(asked)
 
 
-def places_for(trials: int, size: int) -> int:
-    """A pack's places for ``trials`` asked together, ``size`` at most: one per ``QUEUE``
-    of them, so each place trains about ``QUEUE`` trials one after another (a place idles
-    once its trials are done; fewer places idle less, more run each step at less cost)."""
-    return max(1, min(size, -(-trials // QUEUE)))
+def ask_size(cfg: DictConfig) -> int:
+    """The trials an ask takes at most: ``pack_queue`` per place of a pack (1: one at a
+    time); a pack trains them on ``places_for`` places, a waiting trial taking the place
+    of one that stopped."""
+    size = pack_size(cfg)
+    return size * int(OmegaConf.select(cfg, "pack_queue", default=1)) if size > 1 else 1
+
+
+def places_for(cfg: DictConfig, trials: int) -> int:
+    """A pack's places for ``trials`` asked together: one per ``pack_queue`` of them, at
+    most ``pack_size``, so each place trains about ``pack_queue`` trials one after another
+    (a place idles once its trials are done; fewer places idle less, more run each step at
+    less cost per trial)."""
+    queue = int(OmegaConf.select(cfg, "pack_queue", default=1))
+    return max(1, min(pack_size(cfg), -(-trials // queue)))

@@ -63,6 +63,7 @@ NOT_COMPARED = (
     "train.pack_seed",
     "train.pack_epoch",
     "pack",
+    "pack_queue",
     "search_path",
 )
 _COPIES = ("cifar10", "keras")  # sets whose dataset.path is a local copy, not the data

@@ -155,7 +155,7 @@ def fit_members(
             monitor=p.task.monitor,
             mode=p.task.mode,
             patience=int(p.cfg.train.patience),
-            joined=OmegaConf.select(p.cfg, "train.pack_epoch"),
+            joined=_started(p.cfg),
         )
         for p, own in zip(prepared, callbacks, strict=True)
     ]
@@ -187,6 +187,14 @@ def fit_members(
     finally:
         for k in range(len(prepared)):
             record(k)
+
+
+def _started(cfg: DictConfig) -> int | None:
+    """The pack's epoch a re-trained packed trial starts at (None: a trial of a study)."""
+    started = OmegaConf.select(cfg, "train.pack_epoch")
+    if OmegaConf.select(cfg, "train.pack_seed") is None or started is None:
+        return None
+    return int(started)
 
 
 def finish_fit(prepared: Prepared, splits: Splits, packed: int = 1) -> FitResult:

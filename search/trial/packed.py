@@ -1,5 +1,5 @@
 """Trials trained as fused packs (``pack=K``): the configs of the trials asked together (up
-to ``QUEUE`` x K), grouped by what a pack shares (the model's structure less learning rate,
+to ``pack_queue`` x K), grouped by what a pack shares (the model's structure less learning rate,
 momentum, dropout rate and batch norm; batch size, epochs, compile settings), each group of
 two or more trained as one ``search.packs`` pack of ``places_for`` places (at most K; a
 trial waiting for a place takes that of one that stopped), a trial alone as usual
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import keras
 from omegaconf import DictConfig
 
-from search.config.packing import pack_size, places_for
+from search.config.packing import places_for
 from search.data.splits import Splits
 from search.packs import why_not
 from search.packs.fusable import shape_key
@@ -84,7 +84,7 @@ def fit_packed(
 
         first = prepared[group[0]].cfg
         seed = int(first.seed)  # the batches: its first trial's seed
-        places = places_for(len(group), pack_size(first))
+        places = places_for(first, len(group))
         members = [prepared[k] for k in group]
         fit_members(members, [entries[k][2] for k in group], splits, seed, ended, places)
 

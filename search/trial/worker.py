@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.cli.errors import first_line
 from search.config.devices import plan_devices
-from search.config.packing import QUEUE, pack_size, why_alone
+from search.config.packing import ask_size, pack_size, why_alone
 from search.config.space import ParamSpec, parse_space
 from search.data.load import splits_of
 from search.data.splits import Splits
@@ -64,11 +64,11 @@ def work(
 
 
 def _pack(cfg: DictConfig, prefix: str) -> int | Callable[[], int]:
-    """The trials an ask takes at most: ``QUEUE`` per place of a pack (1: one at a time);
+    """The trials an ask takes at most (``search.config.packing.ask_size``);
     with ``pack=auto``, asked before each ask: 1 once a model without a fused form showed
     up (``packs_pay``)."""
     size = _pack_size(cfg, prefix)
-    asks = size * QUEUE if size > 1 else 1
+    asks = ask_size(cfg)
     if cfg.pack != "auto" or size == 1:
         return asks
     return lambda: asks if packs_pay() else 1
