@@ -160,7 +160,7 @@ def test_trial_speed_benchmark_prints_its_table(tmp_path: Path) -> None:
     assert "default / previous" in result.stdout and "alone / previous" in result.stdout
     assert "alone: same best value in every seed: True" in result.stdout  # no result changes
     runs = pd.read_csv(out)
-    assert list(runs["arm"]) == ["previous", "alone", "default", "jit"]
+    assert list(runs["arm"]) == ["previous", "alone", "fixed", "default", "jit"]
     assert (runs["trials"] == 3).all()
     previous, alone = runs.set_index("arm").loc[["previous", "alone"], "reused"]
     assert previous == 0.0 and alone > 0.0  # kept traced models reused; the old did not
