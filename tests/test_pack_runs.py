@@ -38,6 +38,7 @@ def test_a_packed_study_has_its_quota_and_a_run_per_trial_as_alone(workdir: Path
         "study=deep_dnn",
         "n_trials=5",
         "pack=3",
+        "pack_queue=2",  # rolling: 5 trials on 3 places
         *tiny(workdir / "mlruns", "train.epochs=3", "seed=1"),  # batch norm on and off: one pack
         cwd=workdir,
     )
@@ -76,7 +77,7 @@ def test_a_packed_trial_re_trains_from_its_export_to_its_value(
     mlruns = workdir / "mlruns"
     dropout = ("space.model.dropout_rate.low=0.2", "train.epochs=3")
     study = search.run_study(
-        "deep_dnn", overrides=["n_trials=3", "pack=3", *tiny(mlruns, *dropout)]
+        "deep_dnn", overrides=["n_trials=3", "pack=3", "pack_queue=2", *tiny(mlruns, *dropout)]
     )
     configs = {t.number: t.user_attrs["config"] for t in study.get_trials(states=(COMPLETE,))}
     assert {c["train"]["pack_seed"] for c in configs.values()} == {42}  # one pack: trial 0's seed
@@ -98,7 +99,7 @@ def test_a_packed_trial_re_trains_from_its_export_to_its_value(
 def _slow_pack_of_two(workdir: Path, n_trials: int) -> list[str]:
     """Packs of 2 long trials of one structure (caught mid-pack by a signal)."""
     slow = tiny(workdir / "mlruns", *SLOW_TRIALS)
-    return ["study=deep_dnn", f"n_trials={n_trials}", "pack=2", *slow]
+    return ["study=deep_dnn", f"n_trials={n_trials}", "pack=2", "pack_queue=2", *slow]
 
 
 def test_ctrl_c_in_a_pack_closes_its_trials_and_the_command_continues(workdir: Path) -> None:
@@ -180,6 +181,8 @@ def test_a_model_without_a_fused_form_trains_alone_and_says_so_once(
     _said.clear()
     assert pack() == 16  # up to 2 trials asked per place of a pack of 8
     assert _pack(compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "pack=3")), "") == 6
+    fixed = compose("study=deep_dnn", *tiny(tmp_path / "mlruns", "pack=3", "pack_queue=1"))
+    assert _pack(fixed, "") == 3
 
 
 @pytest.mark.parametrize(

@@ -25,14 +25,17 @@ def fit_pack(
     keep: int | None = None,
     ended: Callable[[int], None] | None = None,
     places: int | None = None,
+    seeded: Callable[[], None] | None = None,
 ) -> Kept:
     """Train ``members`` as one pack of ``places`` (None: one each) on ``fit_inputs``
     (``x``, ``y``, ``validation_data``, ... as ``Model.fit`` takes them), each for its own
     ``epochs`` (0: ``epochs``); each member's solo model ends with its best weights, and
     ``ended(i)`` is called as member i ends. ``keep``: how many packs this process keeps for
     later packs of their kind (None: as it is, 4 at first; 0: none, and the kept ones go).
-    Returns the pack, kept or new. An exception out of the fit (an interrupt) leaves each
-    member its weights, unended."""
+    Returns the pack, kept or new. ``seeded`` seeds the process's generators once the pack
+    is built, before the fit (the batches' shuffle must not depend on what the pack's
+    building drew: a re-train builds another pack). An exception out of the fit (an
+    interrupt) leaves each member its weights, unended."""
     if keep is not None:
         PACKS.limit = keep
     for member in members:
@@ -48,6 +51,8 @@ def fit_pack(
         member.reused, member.places = kept.uses > 1, pack.members
         for callback in member.callbacks:
             callback.set_model(member.model)
+    if seeded is not None:
+        seeded()
     try:
         pack.fit(**fit_inputs, epochs=epochs_of.bound(), callbacks=[epochs_of], verbose=verbose)
         kept.timed(epochs_of.seconds)

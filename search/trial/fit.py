@@ -183,6 +183,7 @@ def fit_members(
             keep=min(keep, 4),
             ended=end,
             places=places,
+            seeded=lambda: start_fresh(seed, keep_caches=keep > 0),  # the shuffle from seed
         )
     finally:
         for k in range(len(prepared)):
