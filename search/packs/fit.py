@@ -57,13 +57,10 @@ def fit_pack(
         pack.fit(**fit_inputs, epochs=epochs_of.bound(), callbacks=[epochs_of], verbose=verbose)
         kept.timed(epochs_of.seconds)
     except BaseException:
-        values = pack.values()
-        for p, i in enumerate(epochs_of.at):
+        epochs_of.values = None
+        for i in epochs_of.at:
             if i is not None and not members[i].ended:
-                pack.give_back(p, members[i].model, values)
-                best = members[i].best_weights
-                if best is not None:
-                    pack.load(members[i].model, best)
+                epochs_of.keep_best(i)
         raise
     epochs_of.values = None
     for i in epochs_of.at:  # none should be left: each stops after its epochs

@@ -113,13 +113,17 @@ class MemberEpochs(keras.callbacks.Callback):
 
     def end(self, i: int) -> None:
         """Member i's best weights into its solo model; then ``ended`` hears of it."""
+        self.members[i].ended = True
+        self.keep_best(i)
+        if self.ended is not None:
+            self.ended(i)
+
+    def keep_best(self, i: int) -> None:
+        """Member i's weights now, then its best if it has some, into its solo model."""
         member = self.members[i]
-        member.ended = True
         self.pack.give_back(self.at.index(i), member.model, self._values())
         if member.best_weights is not None:
             self.pack.load(member.model, member.best_weights)
-        if self.ended is not None:
-            self.ended(i)
 
     def bound(self) -> int:
         """Epochs enough for every member, were each to run all its own one after another."""
