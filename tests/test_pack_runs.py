@@ -70,9 +70,9 @@ def test_a_packed_study_has_its_quota_and_a_run_per_trial_as_alone(workdir: Path
 def test_a_packed_trial_re_trains_from_its_export_to_its_value(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A member that is not its pack's first (other batches than its own seed's), has
-    dropout and took the place of one that stopped (3 trials on 2 places): its export trains
-    as a pack of one from ``train.pack_seed`` and ``train.pack_epoch``, epoch for epoch."""
+    """Members with dropout, 3 trials on 2 places, one taking the place of one that
+    stopped: each one's export trains at its place of a pack of 2 from ``train.pack_seed``,
+    from ``train.pack_epoch``, and gives its epochs and its value again bit for bit."""
     monkeypatch.chdir(workdir)
     mlruns = workdir / "mlruns"
     dropout = ("space.model.dropout_rate.low=0.2", "train.epochs=3")
@@ -81,17 +81,19 @@ def test_a_packed_trial_re_trains_from_its_export_to_its_value(
     )
     configs = {t.number: t.user_attrs["config"] for t in study.get_trials(states=(COMPLETE,))}
     assert {c["train"]["pack_seed"] for c in configs.values()} == {42}  # one pack: trial 0's seed
-    number = max(n for n in configs if configs[n]["seed"] != 42)
-    trial = study.trials[number]
-    assert configs[number]["model"]["dropout_rate"] >= 0.2
-    assert configs[number]["train"]["pack_epoch"] > 0  # it started when a place was freed
-    (run,) = child_runs(client_in(workdir))[number]
-    assert run.data.params["train.pack_seed"] == "42"
-    exported = search.export_study("deep_dnn", [f"trial={number}", f"mlruns_dir={mlruns}"])
-    result = search.train_exported(exported)
-    assert result.value == pytest.approx(trial.value, abs=1e-6)
-    epochs = list(trial.intermediate_values.values())
-    assert list(result.history["val_accuracy"]) == pytest.approx(epochs, abs=1e-6)
+    assert {c["train"]["pack_places"] for c in configs.values()} == {2}
+    late = max(n for n in configs if configs[n]["seed"] != 42)
+    assert configs[late]["model"]["dropout_rate"] >= 0.2
+    assert configs[late]["train"]["pack_epoch"] > 0  # it started when a place was freed
+    runs = child_runs(client_in(workdir))
+    for number, config in configs.items():
+        trial, (run,) = study.trials[number], runs[number]
+        assert run.data.params["train.pack_seed"] == "42"
+        assert run.data.params["train.pack_place"] == str(config["train"]["pack_place"])
+        exported = search.export_study("deep_dnn", [f"trial={number}", f"mlruns_dir={mlruns}"])
+        result = search.train_exported(exported)
+        assert result.value == trial.value, number
+        assert list(result.history["val_accuracy"]) == list(trial.intermediate_values.values())
     alone = search.train_exported(exported, ["train.pack_seed=null"])  # its own batches
     assert list(alone.history["val_loss"]) != pytest.approx(list(result.history["val_loss"]))
 

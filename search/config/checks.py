@@ -157,9 +157,7 @@ def check_config(cfg: DictConfig) -> None:
         _whole(key, OmegaConf.select(cfg, key), least)
     if cfg.get("pack", "auto") != "auto":
         _whole("pack", cfg.pack, 1, "auto or ")
-    for key in ("train.pack_seed", "train.pack_epoch"):
-        if (value := OmegaConf.select(cfg, key)) is not None:
-            _whole(key, value, 0)
+    _check_pack_record(cfg)
     for key, (low, inclusive, high) in _NUMBERS.items():
         _number(key, OmegaConf.select(cfg, key), low, inclusive, high)
     timeout = cfg.timeout
@@ -191,6 +189,19 @@ def _positive(value: object) -> bool:
         and math.isfinite(value)
         and value > 0
     )
+
+
+def _check_pack_record(cfg: DictConfig) -> None:
+    """What a packed trial's config records of its pack (``train.pack_*``)."""
+    for key, least in (("seed", 0), ("epoch", 0), ("place", 0), ("places", 1)):
+        if (value := OmegaConf.select(cfg, f"train.pack_{key}")) is not None:
+            _whole(f"train.pack_{key}", value, least)
+    place, places = OmegaConf.select(cfg, "train.pack_place"), cfg.train.get("pack_places")
+    if place is not None and places is not None and place >= places:
+        raise HarnessError(
+            f"train.pack_place must be below train.pack_places ({places}), got {place}: "
+            "the place a packed trial trained at, of its pack's places"
+        )
 
 
 def _whole(key: str, value: object, least: int, other: str = "") -> None:

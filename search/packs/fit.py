@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import keras
+
 from search.packs.kept import PACKS, Kept
 from search.packs.members import Member, MemberEpochs
 
@@ -32,6 +34,9 @@ def fit_pack(
     ``epochs`` (0: ``epochs``); each member's solo model ends with its best weights, and
     ``ended(i)`` is called as member i ends. ``keep``: how many packs this process keeps for
     later packs of their kind (None: as it is, 4 at first; 0: none, and the kept ones go).
+    Members that have a ``place`` (a re-train) train there, in a pack of exactly ``places``
+    whose other places idle: a member's figures depend on its place and the pack's size
+    in the last bits of float sums, not on what the other places train.
     Returns the pack, kept or new. ``seeded`` seeds the process's generators once the pack
     is built, before the fit (the batches' shuffle must not depend on what the pack's
     building drew: a re-train builds another pack). An exception out of the fit (an
@@ -40,13 +45,13 @@ def fit_pack(
         PACKS.limit = keep
     for member in members:
         member.epochs = member.epochs or epochs
-    size = min(places or len(members), len(members))
-    kept = PACKS.pack_for([m.model for m in members], seed, jit_compile, epochs, size)
+    models, size, exact = _models(members, places)
+    kept = PACKS.pack_for(models, seed, jit_compile, epochs, size, exact)
     pack = kept.pack
     epochs_of = MemberEpochs(pack, members, ended)
     for p, i in enumerate(epochs_of.at):
-        if i is not None and not epochs_of.running[i]:
-            pack.stop(p)  # starts later (a re-train of a member that joined late)
+        if i is None or not epochs_of.running[i]:
+            pack.stop(p)  # idle, or starts later (a re-train of a member that joined late)
     for member in members:
         member.reused, member.places = kept.uses > 1, pack.members
         for callback in member.callbacks:
@@ -67,3 +72,15 @@ def fit_pack(
         if i is not None and not members[i].ended:
             epochs_of.end(i)
     return kept
+
+
+def _models(
+    members: Sequence[Member], places: int | None
+) -> tuple[list[keras.Model], int, bool]:
+    """The models a pack starts from, its size, and whether that size is exact: each
+    member's at its ``place`` in a pack of ``places`` (idle places: the first's), or the
+    members' in order on at most ``places``."""
+    if members[0].place is None or places is None:
+        return [m.model for m in members], min(places or len(members), len(members)), False
+    at = {m.place: m.model for m in members}
+    return [at.get(p, members[0].model) for p in range(places)], places, True

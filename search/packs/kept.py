@@ -73,11 +73,12 @@ class KeptPacks:
         jit_compile: bool | None = None,
         epochs: int = 1,
         size: int | None = None,
+        exact: bool = False,
     ) -> Kept:
         """A pack for ``models`` (all of them fit it), ``size`` places wanted (None: one
-        each), holding the initial state of as many as it has places: the smallest kept
-        one that takes them and whose idle places cost less than a new pack's tracing,
-        or a new one (kept for later packs while ``limit`` allows)."""
+        each; ``exact``: no more), holding the initial state of as many as it has places:
+        the smallest kept one that takes them and whose idle places cost less than a new
+        pack's tracing, or a new one (kept for later packs while ``limit`` allows)."""
         size = size or len(models)
         kind = json.dumps([shape_key(models[0]), jit_compile])
         momentum = any(getattr(m.optimizer, "momentum", 0.0) for m in models)
@@ -86,6 +87,7 @@ class KeptPacks:
             for key, kept in self._packs.items()
             if kept.takes(models, kind, momentum, size)
             and kept.idle_s(size, epochs) <= kept.trace_s
+            and (kept.pack.members == size or not exact)
         ]
         if fitting:
             key = min(fitting)[1]

@@ -34,10 +34,11 @@ __all__ = ["Member", "MemberEpochs"]
 class Member:
     """One trial in a pack: its solo ``model`` (initial weights in, best weights out), the
     callbacks that see its epochs, its early stopping (``monitor``, ``mode``, ``patience``)
-    and its ``epochs``. ``joined``: the pack's epoch it started at (None: at the first free
-    place; set then), so a re-train can start it at the same one. Once it ends: ``error``
-    (what stopped it, or None), ``best_epoch`` (its own count), ``reused`` (whether its
-    pack trained on functions traced before) and ``places`` (its pack's)."""
+    and its ``epochs``. ``joined`` and ``place``: the pack's epoch it started at and the
+    place it took (None: the first free place; set then), so a re-train can start it at
+    the same ones. Once it ends: ``error`` (what stopped it, or None), ``best_epoch`` (its
+    own count), ``reused`` (whether its pack trained on functions traced before) and
+    ``places`` (its pack's)."""
 
     model: keras.Model
     callbacks: Sequence[keras.callbacks.Callback] = ()
@@ -46,6 +47,7 @@ class Member:
     patience: int = 5
     epochs: int = 0  # 0: the pack's
     joined: int | None = None
+    place: int | None = None
     error: BaseException | None = None
     best_epoch: int = 0
     stopped_epoch: int = 0
@@ -77,12 +79,12 @@ class MemberEpochs(keras.callbacks.Callback):
         self.members = list(members)
         self.ended = ended
         self.lrs = [_learning_rate(m.model) for m in members]
-        placed = min(pack.members, len(members))
-        self.at: list[int | None] = [*range(placed), *[None] * (pack.members - placed)]
-        self.waiting = deque(range(placed, len(members)))
-        self.running = [i < placed and not members[i].joined for i in range(len(members))]
-        for i in range(placed):
-            members[i].joined = members[i].joined or 0
+        self.at = _placed(pack.members, self.members)
+        self.waiting = deque(i for i in range(len(members)) if i not in self.at)
+        self.running = [i in self.at and not members[i].joined for i in range(len(members))]
+        for i in self.at:
+            if i is not None:
+                members[i].joined = members[i].joined or 0
         self.values: Values | None = None  # the pack's weights, read once an epoch
         self.seconds: list[float] = []  # each epoch's, validation included
 
@@ -136,9 +138,9 @@ class MemberEpochs(keras.callbacks.Callback):
             if i is not None and self.members[i].joined == epoch and not self.running[i]:
                 self._join(p, i)
             elif (i is None or self.members[i].ended) and self.waiting:
-                self.at[p] = self.waiting.popleft()
-                self.members[self.at[p]].joined = epoch  # type: ignore[index]
-                self._join(p, self.at[p])  # type: ignore[arg-type]
+                i = self.at[p] = self.waiting.popleft()
+                self.members[i].joined, self.members[i].place = epoch, p
+                self._join(p, i)
 
     def _join(self, p: int, i: int) -> None:
         running = [q for q, j in self._running()]
@@ -194,6 +196,19 @@ class MemberEpochs(keras.callbacks.Callback):
     def _running(self) -> list[tuple[int, int]]:
         """(place, member) of each running member."""
         return [(p, i) for p, i in enumerate(self.at) if i is not None and self.running[i]]
+
+
+def _placed(places: int, members: Sequence[Member]) -> list[int | None]:
+    """The member at each place as the pack starts (None: idle): each at its ``place``
+    if it has one (a re-train), else the first ones in order (their ``place`` set)."""
+    at: list[int | None] = [None] * places
+    if members and members[0].place is not None:
+        for i, member in enumerate(members):
+            at[member.place or 0] = i
+        return at
+    for i, member in enumerate(members[:places]):
+        at[i], member.place = i, i
+    return at
 
 
 def _learning_rate(model: keras.Model) -> float:

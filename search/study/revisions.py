@@ -62,6 +62,8 @@ NOT_COMPARED = (
     "train.traced_models",
     "train.pack_seed",
     "train.pack_epoch",
+    "train.pack_place",
+    "train.pack_places",
     "pack",
     "pack_queue",
     "search_path",

@@ -106,14 +106,17 @@ def fit_config(
     Raises ``TrialDiverged`` on a NaN/inf loss and ``StuckAtChance`` when the validation
     figures sit at chance level. Exceptions raised by ``callbacks`` (a pruning callback)
     propagate; ``recorder.rows`` then holds the epochs done. A config that names the pack it
-    trained in (``train.pack_seed``: an exported packed trial) trains as a pack of one from
-    that seed, starting at the pack's epoch it started at (``train.pack_epoch``): the batches
-    and dropout draws it saw in its pack, so its value is reproduced.
+    trained in (``train.pack_seed``: an exported packed trial) trains in a pack from that
+    seed, at the place it had (``train.pack_place`` of ``train.pack_places``, the others
+    idle; an export without them: a pack of one) from the pack's epoch it started at
+    (``train.pack_epoch``): the batches and dropout draws it saw in its pack, so its value
+    is reproduced.
     """
     pack_seed = OmegaConf.select(cfg, "train.pack_seed")
     if pack_seed is not None:
         prepared = prepare_fit(cfg, splits, recorder, reuse=False)
-        fit_members([prepared], [callbacks], splits, int(pack_seed))
+        places = OmegaConf.select(cfg, "train.pack_places")
+        fit_members([prepared], [callbacks], splits, int(pack_seed), places=places)
         if prepared.error is not None:
             raise prepared.error
         return finish_fit(prepared, splits)
@@ -144,9 +147,10 @@ def fit_members(
     """Train prepared trials of one structure, batch size and epochs as one pack of
     ``places`` (None: one each; fewer: the others wait for a place) whose batches and
     dropout draws come from ``seed`` (``search.packs``); each trial's outcome goes on its
-    ``Prepared`` (``error``) and its config records ``train.pack_seed`` and the pack's epoch
-    it started at (``train.pack_epoch``; a config that has one starts there), as it ends:
-    then ``ended(k)`` hears of trial k (its model holds its best weights)."""
+    ``Prepared`` (``error``) and its config records ``train.pack_seed``, the pack's epoch
+    it started at (``train.pack_epoch``) and its place of how many (``train.pack_place``,
+    ``train.pack_places``; a config that has them starts there), as it ends: then
+    ``ended(k)`` hears of trial k (its model holds its best weights)."""
     first = prepared[0].cfg
     members = [
         Member(
@@ -155,7 +159,8 @@ def fit_members(
             monitor=p.task.monitor,
             mode=p.task.mode,
             patience=int(p.cfg.train.patience),
-            joined=_started(p.cfg),
+            joined=_recorded(p.cfg, "epoch"),
+            place=_recorded(p.cfg, "place") if places else None,
         )
         for p, own in zip(prepared, callbacks, strict=True)
     ]
@@ -165,6 +170,8 @@ def fit_members(
         prepared[k].places = members[k].places
         prepared[k].cfg.train.pack_seed = seed
         prepared[k].cfg.train.pack_epoch = members[k].joined
+        prepared[k].cfg.train.pack_place = members[k].place
+        prepared[k].cfg.train.pack_places = members[k].places
 
     def end(k: int) -> None:
         record(k)
@@ -190,12 +197,13 @@ def fit_members(
             record(k)
 
 
-def _started(cfg: DictConfig) -> int | None:
-    """The pack's epoch a re-trained packed trial starts at (None: a trial of a study)."""
-    started = OmegaConf.select(cfg, "train.pack_epoch")
-    if OmegaConf.select(cfg, "train.pack_seed") is None or started is None:
+def _recorded(cfg: DictConfig, what: str) -> int | None:
+    """The pack's epoch a re-trained packed trial starts at, or its place (``what``) in
+    its pack (None: a trial of a study, or an export that lacks it)."""
+    value = OmegaConf.select(cfg, f"train.pack_{what}")
+    if OmegaConf.select(cfg, "train.pack_seed") is None or value is None:
         return None
-    return int(started)
+    return int(value)
 
 
 def finish_fit(prepared: Prepared, splits: Splits, packed: int = 1) -> FitResult:

@@ -54,7 +54,8 @@ __all__ = [
 log = logging.getLogger("search")
 LR_KEY = "optimizer.learning_rate"
 PACK_SEED = "train.pack_seed"  # set when the trial trains in a pack (``search.trial.packed``)
-PACK_EPOCH = "train.pack_epoch"  # with it: the pack's epoch the trial started at
+PACK_EPOCH = "train.pack_epoch"  # with it: the pack's epoch the trial started at,
+PACK_PLACES = ("train.pack_place", "train.pack_places")  # the place it had, of how many
 
 
 def trial_config(
@@ -114,7 +115,7 @@ def open_trial(
         trial.number,
         sampled,
         as_dict(config),
-        omit=(PACK_SEED, PACK_EPOCH, *([LR_KEY] if auto_lr else [])),  # known once trained
+        omit=(PACK_SEED, PACK_EPOCH, *PACK_PLACES, *([LR_KEY] if auto_lr else [])),  # once trained
         revision=revision,
         extra={Tag.WARM_START: str(warm)} if warm else None,
     )
@@ -242,7 +243,8 @@ def _end(
     pack_seed = OmegaConf.select(config, PACK_SEED)
     if pack_seed is not None:  # trained in a pack: its export re-trains as a pack of one
         attrs[Attr.CONFIG] = as_dict(config)
-        run.log_params({PACK_SEED: pack_seed, PACK_EPOCH: OmegaConf.select(config, PACK_EPOCH)})
+        recorded = (PACK_EPOCH, *PACK_PLACES)
+        run.log_params({PACK_SEED: pack_seed} | {k: OmegaConf.select(config, k) for k in recorded})
     if task.multi:  # Optuna takes no reports: the curve the plots and report draw
         attrs[Attr.CURVE] = [_finite(row.get(task.monitor)) for row in recorder.rows]
     for key, value in attrs.items():
