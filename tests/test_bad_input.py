@@ -325,6 +325,11 @@ def _cifar_names_other_content(work: Path) -> Path:
         (["train.epochs=0"], "train.epochs must be a positive whole number, got 0"),
         (["pack_queue=0"], "pack_queue must be a positive whole number, got 0"),
         (["train.pack_epoch=-1"], "train.pack_epoch must be a whole number >= 0, got -1"),
+        (["train.pack_places=0"], "train.pack_places must be a positive whole number, got 0"),
+        (
+            ["train.pack_place=4", "train.pack_places=4"],
+            "train.pack_place must be below train.pack_places (4), got 4",
+        ),
         (["train.epochs=-2"], "train.epochs must be a positive whole number, got -2"),
         (["heartbeat_interval=0"], "heartbeat_interval must be a positive whole number"),
         (["train.patience=-1"], "train.patience must be a whole number >= 0, got -1"),

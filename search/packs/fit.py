@@ -74,9 +74,7 @@ def fit_pack(
     return kept
 
 
-def _models(
-    members: Sequence[Member], places: int | None
-) -> tuple[list[keras.Model], int, bool]:
+def _models(members: Sequence[Member], places: int | None) -> tuple[list[keras.Model], int, bool]:
     """The models a pack starts from, its size, and whether that size is exact: each
     member's at its ``place`` in a pack of ``places`` (idle places: the first's), or the
     members' in order on at most ``places``."""

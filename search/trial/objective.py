@@ -241,7 +241,7 @@ def _end(
     metrics = {**metrics, "worker_rss_mb": _rss_mb()}  # a leak shows as a rising line
     attrs = {Attr.METRICS: metrics, **outcome.user_attrs()}
     pack_seed = OmegaConf.select(config, PACK_SEED)
-    if pack_seed is not None:  # trained in a pack: its export re-trains as a pack of one
+    if pack_seed is not None:  # trained in a pack: its export re-trains as it trained
         attrs[Attr.CONFIG] = as_dict(config)
         recorded = (PACK_EPOCH, *PACK_PLACES)
         run.log_params({PACK_SEED: pack_seed} | {k: OmegaConf.select(config, k) for k in recorded})

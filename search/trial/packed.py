@@ -10,10 +10,11 @@ and finished as one (``finish_fit``: diagnostics, the test set, its values) as s
 stops, so the trial's run, its Optuna trial and its kept model are what they would be alone.
 Members see the same batches, in the order of the pack's first member's seed; a member's
 early stopping, pruning, chance and NaN guards are its own (``search.packs.members``). A
-packed trial's config records its pack's seed and the pack's epoch it started at
-(``train.pack_seed``, ``train.pack_epoch``): re-trained from its export, it trains as a pack
-of one from that seed, starting at that epoch (``fit_config``), and so sees the batches and
-dropout draws it saw here.
+packed trial's config records its pack's seed, the pack's epoch it started at and its
+place of how many (``train.pack_seed``, ``train.pack_epoch``, ``train.pack_place``,
+``train.pack_places``): re-trained from its export, it trains at that place of a pack of as
+many places from that seed, starting at that epoch (``fit_config``), and so sees the
+batches and dropout draws it saw here, bit for bit.
 """
 
 from __future__ import annotations
