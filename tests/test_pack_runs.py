@@ -14,7 +14,7 @@ import pytest
 import search
 from search.data import splits_from_config
 from search.trial import EpochRecorder, FitResult
-from search.trial.packed import _said, fit_packed
+from search.trial.packed import PackEntry, _said, fit_packed
 from search.trial.worker import _pack, _pack_size
 from tests.conftest import client_in, compose, run_cli, study_in, tiny
 from tests.test_faults import (
@@ -96,6 +96,49 @@ def test_a_packed_trial_re_trains_from_its_export_to_its_value(
         assert list(result.history["val_accuracy"]) == list(trial.intermediate_values.values())
     alone = search.train_exported(exported, ["train.pack_seed=null"])  # its own batches
     assert list(alone.history["val_loss"]) != pytest.approx(list(result.history["val_loss"]))
+
+
+def test_freed_places_take_newly_asked_trials_up_to_the_quota(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ask of 2 on 2 places (``pack_queue=1``) for a quota of 6: each place a trial
+    frees takes one asked then, so the study is one pack; no trial is left WAITING, and a
+    trial that joined that way re-trains from its export to its value, bit for bit."""
+    monkeypatch.chdir(workdir)
+    mlruns = workdir / "mlruns"
+    same = ("~space.model.batch_norm", "train.epochs=3")  # every trial fits the first pack
+    overrides = ["n_trials=6", "pack=2", "pack_queue=1", *tiny(mlruns, *same)]
+    study = search.run_study("deep_dnn", overrides=overrides)
+    assert [t.state for t in study.trials] == [COMPLETE] * 6
+    configs = [t.user_attrs["config"]["train"] for t in study.trials]
+    assert {c["pack_seed"] for c in configs} == {42} and {c["pack_places"] for c in configs} == {2}
+    assert [c["pack_epoch"] == 0 for c in configs] == [True, True, *[False] * 4]
+    assert_one_run_per_trial(study, client_in(workdir))
+    exported = search.export_study("deep_dnn", ["trial=5", f"mlruns_dir={mlruns}"])
+    assert search.train_exported(exported).value == study.trials[5].value
+
+
+def test_a_trial_asked_into_a_pack_it_does_not_fit_trains_after_it(tmp_path: Path) -> None:
+    """A freed place asks one more trial; one of another structure (batch norm where the
+    pack's chain has none) does not join: it trains once the pack has ended, and no more
+    are asked into that pack."""
+    configs = [
+        compose("study=deep_dnn", *tiny(tmp_path / "mlruns", f"seed={seed}", *extra))
+        for seed, extra in [(1, ()), (2, ()), (3, ("model.batch_norm=true",))]
+    ]
+    for cfg in configs:
+        cfg.pack, cfg.pack_queue = 2, 1
+    entries = [(cfg, EpochRecorder(), []) for cfg in configs]
+    splits = splits_from_config(configs[0].dataset)
+    asked, order = [], []
+
+    def more() -> tuple[int, PackEntry] | None:
+        asked.append(len(asked))
+        return (2, entries[2]) if len(asked) == 1 else None
+
+    fit_packed(entries[:2], splits, lambda k, result: order.append(k), more)
+    assert asked == [0] and order == [0, 1, 2]  # asked once, when trial 0 ended, trained last
+    assert configs[2].train.pack_seed is None  # alone, not in the pack
 
 
 def _slow_pack_of_two(workdir: Path, n_trials: int) -> list[str]:

@@ -26,7 +26,7 @@ from search.study import (
     worker_alive,
     worker_id,
 )
-from search.study.loop import Tell
+from search.study.loop import Ask, Tell
 from search.tracking import StudyTracker, sync_study
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -231,7 +231,7 @@ def test_packs_split_what_is_left_evenly(
 ) -> None:
     study, sizes = _study(), []
 
-    def together(trials: Sequence[optuna.Trial], tell: Tell) -> None:
+    def together(trials: Sequence[optuna.Trial], tell: Tell, ask: Ask) -> None:
         sizes.append(len(trials))
         for k, trial in enumerate(trials):
             tell(k, trial.suggest_float("x", 0.0, 1.0))
@@ -246,7 +246,7 @@ def test_a_pack_tells_each_trial_as_it_ends_and_an_interrupt_fails_only_the_rest
     then fails the members not told (their trials FAIL, the told one stays COMPLETE)."""
     study, seen = _study(), []
 
-    def interrupted(trials: Sequence[optuna.Trial], tell: Tell) -> None:
+    def interrupted(trials: Sequence[optuna.Trial], tell: Tell, ask: Ask) -> None:
         tell(1, 0.25)
         assert study.trials[1].state == TrialState.COMPLETE  # told before the pack ends
         assert seen == [1]
@@ -272,8 +272,55 @@ def test_a_pack_tells_each_trial_as_it_ends_and_an_interrupt_fails_only_the_rest
 def test_a_pack_trial_its_objective_never_told_fails() -> None:
     study = _study()
 
-    def forgetful(trials: Sequence[optuna.Trial], tell: Tell) -> None:
+    def forgetful(trials: Sequence[optuna.Trial], tell: Tell, ask: Ask) -> None:
         tell(0, 0.5)
 
     run_trials(study, _objective, StopRule(n_trials=2), pack=2, pack_objective=forgetful)
     assert [t.state for t in study.trials[:2]] == [TrialState.COMPLETE, TrialState.FAIL]
+
+
+def test_a_pack_asks_more_trials_into_freed_places_up_to_the_quota() -> None:
+    """A place freed by a told trial takes one asked then: the sampler has the values told
+    so far; asks stop at the quota (no trial left WAITING), and an interrupt fails the
+    asked trials not told."""
+    study, sizes = _study(), []
+
+    def rolling(trials: Sequence[optuna.Trial], tell: Tell, ask: Ask) -> None:
+        sizes.append(len(trials))
+        for k, trial in enumerate(trials):
+            tell(k, trial.suggest_float("x", 0.0, 1.0))
+        k = len(trials)
+        while (trial := ask()) is not None:
+            assert len(study.get_trials(states=FINISHED)) == k  # all before it told
+            tell(k, trial.suggest_float("x", 0.0, 1.0))
+            k += 1
+
+    assert run_trials(study, _objective, StopRule(n_trials=7), pack=2, pack_objective=rolling) == 7
+    assert sizes == [2] and len(study.trials) == 7  # one pack: its places took the other 5
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+    study = _study()
+
+    def interrupted(trials: Sequence[optuna.Trial], tell: Tell, ask: Ask) -> None:
+        tell(0, 0.5)
+        assert ask() is not None
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(study, _objective, StopRule(n_trials=5), pack=2, pack_objective=interrupted)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, *[TrialState.FAIL] * 2]
+
+
+def test_a_pack_asks_no_more_once_time_is_up() -> None:
+    now = [0.0]
+    study = _study()
+
+    def slow(trials: Sequence[optuna.Trial], tell: Tell, ask: Ask) -> None:
+        now[0] = 10.0  # past the timeout
+        assert ask() is None
+        for k in range(len(trials)):
+            tell(k, 0.5)
+
+    rule = StopRule(n_trials=9, timeout=5.0, started=0.0, clock=lambda: now[0])
+    assert run_trials(study, _objective, rule, pack=2, pack_objective=slow) == 2
+    assert len(study.trials) == 2

@@ -28,15 +28,18 @@ def fit_pack(
     ended: Callable[[int], None] | None = None,
     places: int | None = None,
     seeded: Callable[[], None] | None = None,
+    more: Callable[[Callable[[keras.Model], bool]], Member | None] | None = None,
 ) -> Kept:
     """Train ``members`` as one pack of ``places`` (None: one each) on ``fit_inputs``
     (``x``, ``y``, ``validation_data``, ... as ``Model.fit`` takes them), each for its own
     ``epochs`` (0: ``epochs``); each member's solo model ends with its best weights, and
     ``ended(i)`` is called as member i ends. ``keep``: how many packs this process keeps for
     later packs of their kind (None: as it is, 4 at first; 0: none, and the kept ones go).
-    Members that have a ``place`` (a re-train) train there, in a pack of exactly ``places``
-    whose other places idle: a member's figures depend on its place and the pack's size
-    in the last bits of float sums, not on what the other places train.
+    ``more``: once no member waits, a member for a freed place, given what fits the pack
+    (None: none; then none is asked again). Members that have a ``place`` (a re-train)
+    train there, in a pack of exactly ``places`` whose other places idle: a member's
+    figures depend on its place and the pack's size in the last bits of float sums, not on
+    what the other places train.
     Returns the pack, kept or new. ``seeded`` seeds the process's generators once the pack
     is built, before the fit (the batches' shuffle must not depend on what the pack's
     building drew: a re-train builds another pack). An exception out of the fit (an
@@ -48,14 +51,24 @@ def fit_pack(
     models, size, exact = _models(members, places)
     kept = PACKS.pack_for(models, seed, jit_compile, epochs, size, exact)
     pack = kept.pack
-    epochs_of = MemberEpochs(pack, members, ended)
+
+    def taken(member: Member) -> Member:
+        member.epochs = member.epochs or epochs
+        member.reused, member.places = kept.uses > 1, pack.members
+        for callback in member.callbacks:
+            callback.set_model(member.model)
+        return member
+
+    def joining(fits: Callable[[keras.Model], bool]) -> Member | None:
+        member = more(fits) if more is not None else None
+        return None if member is None else taken(member)
+
+    epochs_of = MemberEpochs(pack, members, ended, joining if more is not None else None)
     for p, i in enumerate(epochs_of.at):
         if i is None or not epochs_of.running[i]:
             pack.stop(p)  # idle, or starts later (a re-train of a member that joined late)
     for member in members:
-        member.reused, member.places = kept.uses > 1, pack.members
-        for callback in member.callbacks:
-            callback.set_model(member.model)
+        taken(member)
     if seeded is not None:
         seeded()
     try:

@@ -73,11 +73,13 @@ class MemberEpochs(keras.callbacks.Callback):
         pack: PackedModel,
         members: Sequence[Member],
         ended: Callable[[int], None] | None = None,
+        more: Callable[[Callable[[keras.Model], bool]], Member | None] | None = None,
     ) -> None:
         super().__init__()
         self.pack = pack
         self.members = list(members)
         self.ended = ended
+        self.more = more  # a member for a freed place once none waits (None: no more)
         self.lrs = [_learning_rate(m.model) for m in members]
         self.at = _placed(pack.members, self.members)
         self.waiting = deque(i for i in range(len(members)) if i not in self.at)
@@ -128,7 +130,10 @@ class MemberEpochs(keras.callbacks.Callback):
             self.pack.load(member.model, member.best_weights)
 
     def bound(self) -> int:
-        """Epochs enough for every member, were each to run all its own one after another."""
+        """Epochs enough for every member, were each to run all its own one after another
+        (with ``more``: no bound; the pack stops when none runs)."""
+        if self.more is not None:
+            return 2**31 - 1
         return max(m.joined or 0 for m in self.members) + sum(m.epochs for m in self.members)
 
     def _fill(self, epoch: int) -> None:
@@ -137,10 +142,24 @@ class MemberEpochs(keras.callbacks.Callback):
         for p, i in enumerate(self.at):
             if i is not None and self.members[i].joined == epoch and not self.running[i]:
                 self._join(p, i)
-            elif (i is None or self.members[i].ended) and self.waiting:
-                i = self.at[p] = self.waiting.popleft()
-                self.members[i].joined, self.members[i].place = epoch, p
-                self._join(p, i)
+            elif i is None or self.members[i].ended:
+                self._take(p, epoch)
+
+    def _take(self, p: int, epoch: int) -> None:
+        """The first waiting member, or one more (``more``), starts at place p at ``epoch``."""
+        if not self.waiting and self.more is not None:
+            member = self.more(lambda model: self.pack.fits([model], 1))
+            if member is None:
+                self.more = None  # the study has enough, or it fits another pack
+                return
+            self.members.append(member)
+            self.lrs.append(_learning_rate(member.model))
+            self.running.append(False)
+            self.waiting.append(len(self.members) - 1)
+        if self.waiting:
+            i = self.at[p] = self.waiting.popleft()
+            self.members[i].joined, self.members[i].place = epoch, p
+            self._join(p, i)
 
     def _join(self, p: int, i: int) -> None:
         running = [q for q, j in self._running()]

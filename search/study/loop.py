@@ -37,14 +37,17 @@ from search.study.orphans import mark_worker
 from search.study.outcome import outcome_of
 from search.study.storage import FINISHED
 
-__all__ = ["Callback", "Objective", "StopRule", "grid_done", "run_trials", "settle_heap"]
+__all__ = ["Ask", "Callback", "Objective", "StopRule", "grid_done", "run_trials", "settle_heap"]
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 Objective = Callable[[optuna.Trial], float | Sequence[float]]  # several: multi-objective
 # K trials at once (a fused pack); it tells each trial's end (its k, its value(s) or the
-# exception that ended it) as it comes, with the function it is given
+# exception that ended it) as it comes, with the function it is given, and may ask one more
+# trial at a time (a freed place): its k is the count of trials before it; None when the
+# study has enough (quota, time, a stop)
 Tell = Callable[[int, float | Sequence[float] | BaseException], None]
-PackObjective = Callable[[Sequence[optuna.Trial], Tell], None]
+Ask = Callable[[], optuna.Trial | None]
+PackObjective = Callable[[Sequence[optuna.Trial], Tell, Ask], None]
 _TAKEN = (*FINISHED, TrialState.RUNNING)
 
 
@@ -92,7 +95,9 @@ def run_trials(
     With ``pack`` > 1 (a number, or asked before each ask) and a ``pack_objective``, up to
     ``pack`` trials are asked at once (what the quota leaves split evenly, at least one ask
     per worker: ``StopRule.ask_size``) and run by ``pack_objective`` together, which tells
-    each as it ends (the callbacks see it then).
+    each as it ends (the callbacks see it then) and may ask more, one at a time, while the
+    rule lets this loop go on (a pack's freed place takes a trial the sampler asked with the
+    values told so far).
 
     Signals are held (see ``search.cli.signals``): one that comes while a trial is asked,
     told or its run opened or closed is raised inside the objective's training, or here at
@@ -109,7 +114,12 @@ def run_trials(
                 trials = _ask_pack(study, rule.ask_size(_taken(study), size), rule)
                 if not trials:
                     break
-                told += _run_pack(study, trials, pack_objective, callbacks)
+
+                def more() -> optuna.Trial | None:
+                    stop = should_stop() or rule.time_up() or stop_asked(study)
+                    return None if stop else next(iter(_ask_pack(study, 1, rule)), None)
+
+                told += _run_pack(study, trials, pack_objective, callbacks, more)
             else:
                 trial = _ask(study)
                 if _taken(study, below=trial.number) >= rule.n_trials:
@@ -122,10 +132,12 @@ def run_trials(
 
 
 def _ask_pack(study: optuna.Study, size: int, rule: StopRule) -> list[optuna.Trial]:
-    """Up to ``size`` trials; one asked in a race (lower-numbered trials fill the quota)
-    goes back to WAITING, and no more are asked."""
+    """Up to ``size`` trials while the quota has room; one asked in a race (lower-numbered
+    trials fill the quota) goes back to WAITING, and no more are asked."""
     trials: list[optuna.Trial] = []
     while len(trials) < size and not grid_done(study) and not _grid_started(study):
+        if _taken(study) >= rule.n_trials:
+            break
         trial = _ask(study)
         if _taken(study, below=trial.number) >= rule.n_trials:
             give_back(study, trial)
@@ -139,10 +151,13 @@ def _run_pack(
     trials: Sequence[optuna.Trial],
     objective: PackObjective,
     callbacks: Sequence[Callback],
+    more: Callable[[], optuna.Trial | None] = lambda: None,
 ) -> int:
-    """Run a pack, telling each trial its own end as the objective reports it; returns
-    how many it told. An interrupt fails those not told yet and propagates."""
+    """Run a pack, telling each trial its own end as the objective reports it, and asking
+    ``more`` for it one at a time; returns how many it told. An interrupt fails those not
+    told yet and propagates."""
     told: dict[int, FrozenTrial] = {}
+    trials = list(trials)
 
     def tell(k: int, outcome: Any) -> None:
         with held():
@@ -154,8 +169,18 @@ def _run_pack(
     with contextlib.ExitStack() as beats:
         for trial in trials:
             beats.enter_context(heartbeat(study, trial))  # type: ignore[arg-type]
+
+        def ask() -> optuna.Trial | None:
+            with held():  # asked, marked and beating, or not asked
+                trial = more()
+                if trial is not None:
+                    mark_worker(trial)
+                    beats.enter_context(heartbeat(study, trial))  # type: ignore[arg-type]
+                    trials.append(trial)
+                return trial
+
         try:
-            objective(trials, tell)
+            objective(list(trials), tell, ask)
         except BaseException as exc:  # the objective has closed the runs of those not told
             interrupted = outcome_of(exc).interrupted
             for k in range(len(trials)):

@@ -7,7 +7,6 @@ direction, which epoch is best and whether chance-level detection applies.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,6 @@ import keras
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from search.config.objectives import COSTS
 from search.config.task import Task, task_of
 from search.data.splits import Splits
 from search.packs import PACKS, Member, fit_pack
@@ -29,7 +27,7 @@ from search.trial.diagnostics import (
     gradient_summary,
 )
 from search.trial.evaluation import evaluate_test_set
-from search.trial.history import summarize_epochs
+from search.trial.history import objective_values, summarize_epochs
 from search.trial.traces import TRACED, start_fresh
 
 __all__ = [
@@ -38,7 +36,6 @@ __all__ = [
     "finish_fit",
     "fit_config",
     "fit_members",
-    "objective_values",
     "prepare_fit",
 ]
 
@@ -74,12 +71,25 @@ class Prepared:
     places: int = 1  # its pack's places (1: alone)
 
 
+# a trial for a pack's freed place, prepared, with its own callbacks; given what fits
+Joining = Callable[
+    [Callable[[keras.Model], bool]],
+    "tuple[Prepared, Sequence[keras.callbacks.Callback]] | None",
+]
+
+
 def prepare_fit(
-    cfg: DictConfig, splits: Splits, recorder: EpochRecorder, reuse: bool = True
+    cfg: DictConfig,
+    splits: Splits,
+    recorder: EpochRecorder,
+    reuse: bool = True,
+    in_fit: bool = False,
 ) -> Prepared:
     """Seed, build and compile the trial's model (one kept of its structure when ``reuse``:
-    ``search.trial.traces``), its guards and its gradients before training."""
-    keep = int(cfg.train.traced_models) > 0 and (len(TRACED) > 0 or len(PACKS) > 0)
+    ``search.trial.traces``), its guards and its gradients before training. ``in_fit``:
+    while a pack trains (it joins it), whose kernels (the shuffle's state) must stay."""
+    kept = len(TRACED) > 0 or len(PACKS) > 0
+    keep = in_fit or (int(cfg.train.traced_models) > 0 and kept)
     start_fresh(int(cfg.seed), keep_caches=keep)
     model = build_compiled(cfg, splits)
     reused = TRACED.reused
@@ -143,6 +153,7 @@ def fit_members(
     seed: int,
     ended: Callable[[int], None] | None = None,
     places: int | None = None,
+    more: Joining | None = None,
 ) -> None:
     """Train prepared trials of one structure, batch size and epochs as one pack of
     ``places`` (None: one each; fewer: the others wait for a place) whose batches and
@@ -150,20 +161,19 @@ def fit_members(
     ``Prepared`` (``error``) and its config records ``train.pack_seed``, the pack's epoch
     it started at (``train.pack_epoch``) and its place of how many (``train.pack_place``,
     ``train.pack_places``; a config that has them starts there), as it ends: then
-    ``ended(k)`` hears of trial k (its model holds its best weights)."""
-    first = prepared[0].cfg
-    members = [
-        Member(
-            p.model,
-            [*p.guards, *own],
-            monitor=p.task.monitor,
-            mode=p.task.mode,
-            patience=int(p.cfg.train.patience),
-            joined=_recorded(p.cfg, "epoch"),
-            place=_recorded(p.cfg, "place") if places else None,
-        )
-        for p, own in zip(prepared, callbacks, strict=True)
-    ]
+    ``ended(k)`` hears of trial k (its model holds its best weights). ``more``: a trial for
+    a freed place, prepared (k: the next), given what fits the pack (None: none)."""
+    first, prepared = prepared[0].cfg, list(prepared)
+    recorded = places is not None
+    members = [_member(p, own, recorded) for p, own in zip(prepared, callbacks, strict=True)]
+
+    def join(fits: Callable[[keras.Model], bool]) -> Member | None:
+        got = more(fits) if more is not None else None
+        if got is None:
+            return None
+        prepared.append(got[0])
+        members.append(_member(*got, recorded=False))
+        return members[-1]
 
     def record(k: int) -> None:
         prepared[k].error, prepared[k].reused = members[k].error, members[k].reused
@@ -191,10 +201,26 @@ def fit_members(
             ended=end,
             places=places,
             seeded=lambda: start_fresh(seed, keep_caches=keep > 0),  # the shuffle from seed
+            more=join if more is not None else None,
         )
     finally:
         for k in range(len(prepared)):
             record(k)
+
+
+def _member(prepared: Prepared, own: Sequence[keras.callbacks.Callback], recorded: bool) -> Member:
+    """A prepared trial as a pack's member; ``recorded``: at the epoch and place its config
+    records (a re-train)."""
+    cfg = prepared.cfg
+    return Member(
+        prepared.model,
+        [*prepared.guards, *own],
+        monitor=prepared.task.monitor,
+        mode=prepared.task.mode,
+        patience=int(cfg.train.patience),
+        joined=_recorded(cfg, "epoch"),
+        place=_recorded(cfg, "place") if recorded else None,
+    )
 
 
 def _recorded(cfg: DictConfig, what: str) -> int | None:
@@ -244,24 +270,6 @@ def finish_fit(prepared: Prepared, splits: Splits, packed: int = 1) -> FitResult
         model=model,
         values=values,
     )
-
-
-def objective_values(
-    task: Task, metrics: dict[str, float], rows: Sequence[dict[str, float]]
-) -> tuple[float, ...]:
-    """The trial's value on each objective: the first's best epoch, the other validation
-    figures at that epoch (also put in ``metrics`` as ``<name>_at_best_epoch``), the
-    costs as measured (``seconds_per_epoch``, ``params``)."""
-    values = [metrics.get(task.best_key, math.nan)]
-    best = int(metrics.get("best_epoch", 0))
-    for objective in task.objectives[1:]:
-        if objective.name in COSTS:
-            values.append(metrics.get(objective.name, math.nan))
-            continue
-        value = rows[best].get(objective.name, math.nan) if best < len(rows) else math.nan
-        metrics[f"{objective.name}_at_best_epoch"] = value
-        values.append(value)
-    return tuple(values)
 
 
 def _chance_detector(diag: DictConfig, num_classes: int) -> ChanceDetector:

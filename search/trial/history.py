@@ -1,5 +1,6 @@
-"""A fit's epochs as numbers and files: the final figures (``summarize_epochs``) and the
-``history.csv`` + ``learning_curve.png`` artifacts (``save_history``)."""
+"""A fit's epochs as numbers and files: the final figures (``summarize_epochs``), the
+trial's value on each objective (``objective_values``) and the ``history.csv`` +
+``learning_curve.png`` artifacts (``save_history``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["save_history", "summarize_epochs"]
+from search.config.objectives import COSTS
+from search.config.task import Task
+
+__all__ = ["objective_values", "save_history", "summarize_epochs"]
 
 
 def summarize_epochs(
@@ -70,3 +74,21 @@ def save_history(
         axis.legend(loc="lower right" if column.endswith("accuracy") else "upper right")
     fig.suptitle(title)
     fig.savefig(out_dir / "learning_curve.png", dpi=100)
+
+
+def objective_values(
+    task: Task, metrics: dict[str, float], rows: Sequence[dict[str, float]]
+) -> tuple[float, ...]:
+    """The trial's value on each objective: the first's best epoch, the other validation
+    figures at that epoch (also put in ``metrics`` as ``<name>_at_best_epoch``), the
+    costs as measured (``seconds_per_epoch``, ``params``)."""
+    values = [metrics.get(task.best_key, math.nan)]
+    best = int(metrics.get("best_epoch", 0))
+    for objective in task.objectives[1:]:
+        if objective.name in COSTS:
+            values.append(metrics.get(objective.name, math.nan))
+            continue
+        value = rows[best].get(objective.name, math.nan) if best < len(rows) else math.nan
+        metrics[f"{objective.name}_at_best_epoch"] = value
+        values.append(value)
+    return tuple(values)

@@ -5,8 +5,10 @@ metrics, outcome and kept model.
 
 Each trial's value (values, of several objectives) or the exception that ended it goes to
 ``tell`` (the trial loop tells Optuna, as the one-trial loop does) when its run is closed;
-so the sampler and the study's best see it before the pack ends. An interrupt (Ctrl-C,
-SIGTERM) ends every trial of the pack not told yet (runs KILLED) and propagates.
+so the sampler and the study's best see it before the pack ends. A place it frees takes a
+trial asked then (``ask``: the sampler has seen the values told so far), opened the same way,
+while the study wants more. An interrupt (Ctrl-C, SIGTERM) ends every trial of the pack not
+told yet (runs KILLED) and propagates.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from search.trial.objective import (
     open_trial,
     start_training,
 )
-from search.trial.packed import fit_packed
+from search.trial.packed import PackEntry, fit_packed
 
 __all__ = ["PackObjective", "make_pack_objective"]
 
 Outcome = float | tuple[float, ...] | BaseException
 Tell = Callable[[int, Outcome], None]  # the k-th trial's end
-PackObjective = Callable[[Sequence[optuna.Trial], Tell], None]
+Ask = Callable[[], optuna.Trial | None]  # one more trial, or None: the study has enough
+PackObjective = Callable[[Sequence[optuna.Trial], Tell, Ask], None]
 
 
 def make_pack_objective(
@@ -47,9 +50,9 @@ def make_pack_objective(
     tracker: StudyTracker,
     revision: int = 0,
 ) -> PackObjective:
-    def objective(trials: Sequence[optuna.Trial], tell: Tell) -> None:
+    def objective(trials: Sequence[optuna.Trial], tell: Tell, ask: Ask) -> None:
         with released_graphs():
-            _run_pack(trials, tell, cfg, specs, splits, tracker, revision)
+            _run_pack(trials, tell, ask, cfg, specs, splits, tracker, revision)
 
     return objective
 
@@ -57,6 +60,7 @@ def make_pack_objective(
 def _run_pack(
     trials: Sequence[optuna.Trial],
     tell: Tell,
+    ask: Ask,
     cfg: DictConfig,
     specs: list[ParamSpec],
     splits: Splits,
@@ -81,17 +85,24 @@ def _run_pack(
             closed.add(k)
             tell(k, outcome)
 
+    def opening(trial: optuna.Trial) -> PackEntry:
+        trial.set_user_attr(Attr.REVISION, revision)
+        one = open_trial(trial, cfg, specs, tracker, revision)
+        opened.append(one)
+        start_training(one)
+        source = "search" if LR_KEY in one.sampled else "config"
+        one.run.log_params({f"{LR_KEY}_source": source})
+        return one.config, one.recorder, one.pruning
+
+    def more() -> tuple[int, PackEntry] | None:
+        with held():  # asked and opened, or neither
+            trial = ask()
+            return None if trial is None else (len(opened), opening(trial))
+
     try:  # from here on, whatever happens closes every opened run
-        for trial in trials:
-            trial.set_user_attr(Attr.REVISION, revision)
-            opened.append(open_trial(trial, cfg, specs, tracker, revision))
-            start_training(opened[-1])
+        entries = [opening(trial) for trial in trials]
         with interruptible():
-            for one in opened:
-                source = "search" if LR_KEY in one.sampled else "config"
-                one.run.log_params({f"{LR_KEY}_source": source})
-            entries = [(one.config, one.recorder, one.pruning) for one in opened]
-            fit_packed(entries, splits, done)
+            fit_packed(entries, splits, done, more)
     except BaseException as exc:
         for k, one in enumerate(opened):
             if k not in closed:

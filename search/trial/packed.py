@@ -40,10 +40,11 @@ from search.trial.fit import (
     prepare_fit,
 )
 
-__all__ = ["PackEntry", "fit_packed", "forget_notes", "packs_pay"]
+__all__ = ["More", "PackEntry", "fit_packed", "forget_notes", "packs_pay"]
 
 log = logging.getLogger("search")
 PackEntry = tuple[DictConfig, EpochRecorder, Sequence[keras.callbacks.Callback]]
+More = Callable[[], tuple[int, PackEntry] | None]  # one more entry (its k), or None: enough
 _said: set[str] = set()  # why a model cannot be packed, said once per process
 
 
@@ -62,32 +63,59 @@ def fit_packed(
     entries: Sequence[PackEntry],
     splits: Splits,
     done: Callable[[int, FitResult | BaseException], None],
+    more: More | None = None,
 ) -> None:
     """Hand ``done`` each entry's result, or the exception that ended its trial (its model
     would not build, pruned, diverged, an error), as soon as it has one: a member that
-    stops early is finished while its pack trains on. An interrupt (Ctrl-C) propagates;
-    the entries not handed to ``done`` by then are the caller's to close."""
+    stops early is finished while its pack trains on, and its place takes a trial from
+    ``more`` (k: the next entry) once none waits; one that does not fit the pack trains
+    after it. An interrupt (Ctrl-C) propagates; the entries not handed to ``done`` by then
+    are the caller's to close."""
+    all_entries = dict(enumerate(entries))
     prepared: dict[int, Prepared] = {}
-    for k, (cfg, recorder, _) in enumerate(entries):
+    for k, (cfg, recorder, _) in all_entries.items():
         try:  # a trial whose model does not build fails alone
             prepared[k] = prepare_fit(cfg, splits, recorder, reuse=False)
         except Exception as exc:
             done(k, exc)
-    for group in _groups(prepared):
+    queue = _groups(prepared)
+    while queue:
+        group = queue.pop(0)
         if len(group) == 1:
-            done(group[0], _alone(entries[group[0]], splits))
+            done(group[0], _alone(all_entries[group[0]], splits))
             continue
+        aside: list[int] = []
 
         def ended(i: int, group: list[int] = group) -> None:
             k = group[i]
             error = prepared[k].error
             done(k, error if error is not None else _finish(prepared[k], splits, len(group)))
 
+        def join(
+            fits: Callable[[keras.Model], bool], group: list[int] = group, aside: list[int] = aside
+        ) -> tuple[Prepared, Sequence[keras.callbacks.Callback]] | None:
+            got = more() if more is not None and not aside else None
+            if got is None:
+                return None
+            k, entry = got
+            all_entries[k] = entry
+            try:
+                prepared[k] = prepare_fit(entry[0], splits, entry[1], reuse=False, in_fit=True)
+            except Exception as exc:
+                done(k, exc)
+                return None
+            if _key(prepared[k]) != _key(prepared[group[0]]) or not fits(prepared[k].model):
+                aside.append(k)  # it trains after this pack; no more are asked into it
+                return None
+            group.append(k)
+            return prepared[k], entry[2]
+
         first = prepared[group[0]].cfg
         seed = int(first.seed)  # the batches: its first trial's seed
         places = places_for(first, len(group))
         members = [prepared[k] for k in group]
-        fit_members(members, [entries[k][2] for k in group], splits, seed, ended, places)
+        fit_members(members, [all_entries[k][2] for k in group], splits, seed, ended, places, join)
+        queue.extend(_groups({k: prepared[k] for k in aside}))
 
 
 def _alone(entry: PackEntry, splits: Splits) -> FitResult | BaseException:
@@ -109,9 +137,7 @@ def _groups(prepared: dict[int, Prepared]) -> list[list[int]]:
     """Indices of the trials that can train as one pack, in order of first appearance."""
     groups: dict[str, list[int]] = {}
     for k, p in prepared.items():
-        train = p.cfg.train
-        key = json.dumps([shape_key(p.model), int(train.batch_size), int(train.epochs)])
-        groups.setdefault(key, []).append(k)
+        groups.setdefault(_key(p), []).append(k)
     out: list[list[int]] = []
     for members in groups.values():
         reason = why_not([prepared[k].model for k in members])
@@ -123,3 +149,9 @@ def _groups(prepared: dict[int, Prepared]) -> list[list[int]]:
             log.warning(f"note: trials of this model train one at a time, not packed: {reason}")
         out.extend([k] for k in members)
     return out
+
+
+def _key(prepared: Prepared) -> str:
+    """What trials of one pack share: the model's structure, batch size and epochs."""
+    train = prepared.cfg.train
+    return json.dumps([shape_key(prepared.model), int(train.batch_size), int(train.epochs)])
