@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 
 import hydra
@@ -222,7 +223,7 @@ def _summarize(
         on_front = f", Pareto front: {_numbered(front)}" if front else ""
         log.info(
             f"done in {seconds:.0f}s: {_trials(finished, 'finished')}, best {metric} "
-            f"{metrics['best_value']:.4f} (trial {best.number}){on_front}"
+            f"{_value(study.first_value(best)):.4f} (trial {best.number}){on_front}"
         )
     else:
         log.info(f"done in {seconds:.0f}s: no trial completed")
@@ -230,6 +231,10 @@ def _summarize(
         log.info(f"MLflow was unreachable: {tracker.sync_hint}")
     log.info(f"browse: {_ui_command(cfg)}")
     log.info(f"export: {next_command('search.export', cfg)}")
+
+
+def _value(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def _ui_command(cfg: DictConfig) -> str:
