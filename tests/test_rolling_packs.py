@@ -4,7 +4,7 @@ from the pack's seed and the epoch it joined at trains as it did in the pack."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +102,35 @@ def test_a_member_re_trained_at_its_place_from_the_packs_seed_trains_bit_for_bit
     assert again.rows == rows[k].rows
     for a, b in zip(model.get_weights(), members[k].model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+class _CtrlC(Rows):
+    """Ctrl-C at the end of its member's second epoch."""
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_a_member_asked_into_a_freed_place_trains_there_and_an_interrupt_keeps_its_weights(
+    tmp_path: Path,
+) -> None:
+    """One place: the first member stops early, the place asks one more (given what fits),
+    which joins at the next epoch; a Ctrl-C in its epochs propagates as itself, and the
+    new member's solo model holds the weights it trained to, not its initial ones."""
+    first, splits = _model(tmp_path, 1, *EARLY)
+    joiner, _ = _model(tmp_path, 2)
+    initial = [w.copy() for w in joiner.get_weights()]
+    asked: list[bool] = []
+
+    def more(fits: Callable[[keras.Model], bool]) -> Member | None:
+        asked.append(fits(joiner))
+        return Member(joiner, [_CtrlC()], monitor="val_accuracy", mode="max") if asked else None
+
+    members = [Member(first, [Rows()], monitor="val_accuracy", mode="max", patience=1)]
+    with pytest.raises(KeyboardInterrupt):
+        fit_pack(members, _inputs(splits), epochs=EPOCHS, seed=7, places=1, more=more)
+    assert asked == [True] and members[0].ended
+    changed = [not np.array_equal(a, b) for a, b in zip(joiner.get_weights(), initial)]
+    assert any(changed)

@@ -46,8 +46,6 @@ def fit_pack(
     interrupt) leaves each member its weights, unended."""
     if keep is not None:
         PACKS.limit = keep
-    for member in members:
-        member.epochs = member.epochs or epochs
     models, size, exact = _models(members, places)
     kept = PACKS.pack_for(models, seed, jit_compile, epochs, size, exact)
     pack = kept.pack
@@ -76,13 +74,13 @@ def fit_pack(
         kept.timed(epochs_of.seconds)
     except BaseException:
         epochs_of.values = None
-        for i in epochs_of.at:
-            if i is not None and not members[i].ended:
+        for i in epochs_of.at:  # its members: those asked into freed places too
+            if i is not None and not epochs_of.members[i].ended:
                 epochs_of.keep_best(i)
         raise
     epochs_of.values = None
     for i in epochs_of.at:  # none should be left: each stops after its epochs
-        if i is not None and not members[i].ended:
+        if i is not None and not epochs_of.members[i].ended:
             epochs_of.end(i)
     return kept
 
