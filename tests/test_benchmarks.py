@@ -167,3 +167,26 @@ def test_trial_speed_benchmark_prints_its_table(tmp_path: Path) -> None:
     assert runs.set_index("arm").loc["default", "packed"] > 1.0  # pack=auto: trials packed
     assert runs.set_index("arm").loc["alone", "slots_used"] == 1.0  # alone: no idle epochs
     assert 0.0 < runs.set_index("arm").loc["default", "slots_used"] <= 1.0
+
+
+@pytest.mark.slow
+def test_study_profile_benchmark_splits_a_study_and_a_step(tmp_path: Path) -> None:
+    out = tmp_path / "study_profile.csv"
+    result = _quick(REPO / "benchmarks" / "study_profile.py", "--out", str(out))
+    rows = pd.read_csv(out)
+    study = rows[rows["table"] == "study"].set_index("part")["seconds"]
+    whole = study["whole command"]
+    assert whole > 0 and f"{whole:.3f}" in result.stdout
+    parts = ["start-up (imports, Hydra)", "tracing", "running the graphs", "ending members"]
+    assert all(0 < study[f"  {p}" if p == "ending members" else p] < whole for p in parts)
+    # a nested row is part of the one above it: the profile adds up
+    assert study["    its optimizer update"] < study["  the pack's train step"] < study["tracing"]
+    assert study["    closing their runs"] < study["  ending members"]
+    assert study["  ending members"] < study["pack epochs' callbacks"]
+    top = ["start-up (imports, Hydra)", "set-up (MLflow, preflight, store)", "tracing"]
+    assert sum(study[p] for p in top) + study["running the graphs"] < whole
+    steps = rows[rows["table"] == "step"].set_index("K")
+    assert list(steps.index) == [1, 2]
+    assert (steps[["batched chain ms", "K chains alone ms", "Nadam update ms"]] > 0).all().all()
+    ratio = steps["batched chain ms"] / steps["K chains alone ms"]
+    assert ratio.tolist() == pytest.approx(steps["batched / alone"].tolist(), abs=2e-3)
