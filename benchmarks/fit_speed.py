@@ -15,6 +15,7 @@ figures are per trial, the pack's seconds over K. Runs alternate settings; media
 
     python benchmarks/fit_speed.py             # CIFAR-sized 20,000 and digits, 3 repeats
     python benchmarks/fit_speed.py --quick     # 2,000 CIFAR-sized examples, 1 repeat
+    python benchmarks/fit_speed.py --digits-only --settings 'pack 8,oneDNN + pack 8'
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ SETTINGS = {
     "oneDNN + spe 32": (32, False, True, 1),
     "oneDNN + spe 32 + jit": (32, True, True, 1),
     "pack 4": (32, False, False, 4),
+    "pack 8": (32, False, False, 8),
+    "oneDNN + pack 8": (32, False, True, 8),
     "pack 16": (32, False, False, 16),
     "pack 4 + jit": (32, True, False, 4),
     "pack 16 + jit": (32, True, False, 16),
@@ -171,7 +174,9 @@ def main() -> None:
     parser.add_argument(
         "--settings", default=None, help="a comma-separated choice, e.g. 'spe 32,pack 16 + jit'"
     )
-    parser.add_argument("--cifar-only", action="store_true", help="skip the digits runs")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--cifar-only", action="store_true", help="skip the digits runs")
+    only.add_argument("--digits-only", action="store_true", help="skip the CIFAR-sized runs")
     parser.add_argument("--one", choices=list(SETTINGS), help=argparse.SUPPRESS)
     parser.add_argument("--data", default="cifar-sized", help=argparse.SUPPRESS)
     parser.add_argument("--n-train", type=int, default=20_000, help=argparse.SUPPRESS)
@@ -186,8 +191,8 @@ def main() -> None:
         unknown = [name for name in settings if name not in SETTINGS]
         if unknown:
             parser.error(f"unknown setting {unknown[0]!r}; choose from {', '.join(SETTINGS)}")
-    plans = [("cifar-sized", 2_000 if args.quick else 20_000, 3)]
-    if not args.quick and not args.cifar_only:
+    plans = [] if args.digits_only else [("cifar-sized", 2_000 if args.quick else 20_000, 3)]
+    if args.digits_only or not (args.quick or args.cifar_only):
         plans.append(("digits", 0, 6))
     repeats = 1 if args.quick else args.repeats
     rows = []

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 
 # Before anything imports TensorFlow: no C++ start-up chatter, and oneDNN's custom ops off
-# unless the user sets TF_ENABLE_ONEDNN_OPTS=1 (they reorder floating-point sums, which
-# breaks "same seed, same machine, same result" for a re-train; no faster on these nets).
+# unless the user sets TF_ENABLE_ONEDNN_OPTS=1 (no faster on these nets, measured by
+# benchmarks/fit_speed.py; they sum floats in another order, so a run re-trains bit for bit
+# only under the same setting).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # MLflow's HTTP client retries 7 times with doubling back-off (minutes) when a tracking
