@@ -16,8 +16,9 @@ Part 2 times one training step's two halves outside Keras, in ``tf.function`` lo
 steps, at K members (20 dense layers of 100 units, batch 32, ELU): the chain's matmuls
 forward and backward as one batched matmul per layer (``[K, 32, 100] x [K, 100, 100]``, what
 a pack runs) against K separate 2-D matmul chains (K models alone), and Keras' Nadam update
-for every variable of a pack (``[K, in, out]``): the per-member arithmetic is the same,
-so what K changes is how well the cores run it.
+for every variable of a pack (``[K, in, out]``), as Keras runs it (some 25 ops per
+variable) and XLA-compiled as a pack runs it (``CompiledUpdate``): the per-member arithmetic
+is the same, so what K changes is how well the cores run it.
 
     python benchmarks/study_profile.py            # 10 trials, K = 1, 5, 10 (~4 min)
     python benchmarks/study_profile.py --quick    # 3 trials of 2 epochs, K = 1, 2 (CI)
@@ -164,34 +165,41 @@ def _chain(members: int, batched: bool) -> Callable[[], float]:
     return _looped(step)
 
 
-def _nadam(members: int) -> Callable[[], float]:
-    """Keras' Nadam update of a pack's variables (kernels and biases), gradients given."""
+def _nadam(members: int, compiled: bool) -> Callable[[], float]:
+    """Keras' Nadam update of a pack's variables (kernels and biases), gradients given;
+    ``compiled``: as a pack runs it, in one XLA-compiled function (``CompiledUpdate``)."""
     import keras
     import numpy as np
     import tensorflow as tf
+
+    from search.packs.optimizers import CompiledUpdate
 
     shapes = [(members, UNITS, UNITS)] * LAYERS + [(members, 1, UNITS)] * LAYERS
     rng = np.random.default_rng(0)
     variables = [keras.Variable(rng.normal(size=s).astype("float32")) for s in shapes]
     grads = [tf.constant(rng.normal(size=s).astype("float32")) for s in shapes]
-    optimizer = keras.optimizers.Nadam(1e-3)
+    kind = type("Compiled", (CompiledUpdate, keras.optimizers.Nadam), {})
+    optimizer = (kind if compiled else keras.optimizers.Nadam)(1e-3)
     optimizer.build(variables)
     return _looped(lambda: optimizer.apply_gradients(zip(grads, variables, strict=True)))
 
 
 def step_table(places: list[int]) -> pd.DataFrame:
-    """Per step, ms: a pack's batched chain, K chains alone, and the Nadam update."""
+    """Per step, ms: a pack's batched chain, K chains alone, and the Nadam update of a
+    pack's variables, as Keras runs it and compiled (as a pack runs it)."""
     import search  # noqa: F401  (the harness's TensorFlow environment: oneDNN off)
 
     rows = []
     for k in places:
-        batched, alone, nadam = _chain(k, True), _chain(k, False), _nadam(k)
+        batched, alone = _chain(k, True), _chain(k, False)
+        nadam, compiled = _nadam(k, compiled=False), _nadam(k, compiled=True)
         rows.append(
             {
                 "K": k,
                 "batched chain ms": min(batched(), batched()),
                 "K chains alone ms": min(alone(), alone()),
                 "Nadam update ms": min(nadam(), nadam()),
+                "compiled update ms": min(compiled(), compiled()),
             }
         )
     frame = pd.DataFrame(rows).set_index("K")

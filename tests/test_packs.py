@@ -311,3 +311,51 @@ def test_a_kept_packs_idle_places_cost_its_epoch_over_the_epochs_its_last_fit_ra
     kept.uses = 2
     kept.timed([0.7] * 10)
     assert kept.trace_s == pytest.approx(4.5) and (kept.epoch_s, kept.epochs_run) == (0.7, 10)
+
+
+def _stepper(optimizer: Any, variables: list[Any]) -> Any:
+    import tensorflow as tf
+
+    @tf.function
+    def step(grads: list[Any]) -> int:
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return 0
+
+    return step
+
+
+def test_a_packs_update_is_kerass_own_update_compiled_once_per_pack(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``CompiledUpdate``: Keras' Nadam update, run as one XLA-compiled function, gives the
+    plain optimizer's weights; six packs' optimizers in one process log no retracing."""
+    import logging
+
+    import tensorflow as tf
+
+    from search.packs.optimizers import CompiledUpdate
+
+    compiled_kind = type("CompiledNadam", (CompiledUpdate, keras.optimizers.Nadam), {})
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=s).astype("float32") for s in [(3, 4, 5), (3, 1, 5)]]
+    grads = [[rng.normal(size=w.shape).astype("float32") for w in start] for _ in range(4)]
+    results, optimizers = [], []
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for kind in [keras.optimizers.Nadam, *[compiled_kind] * 6]:
+            variables = [keras.Variable(w) for w in start]
+            optimizer = kind(learning_rate=0.05)
+            optimizer.build(variables)
+
+            step = _stepper(optimizer, variables)
+            for g in grads:
+                step([tf.constant(x) for x in g])
+            results.append([v.numpy() for v in variables])
+            optimizers.append(optimizer)
+    for weights in results[1:]:
+        for got, want in zip(weights, results[0], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(results[0][0], start[0])  # it did update
+    for optimizer in optimizers[1:]:
+        attrs = optimizer._compiled.function_def.attr
+        assert attrs["_XlaMustCompile"].b  # compiled by XLA
+    assert not [r for r in caplog.records if "compiled" in r.getMessage()]

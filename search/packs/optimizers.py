@@ -55,6 +55,7 @@ class CompiledUpdate:
     _compiled_for: list[int] | None = None
 
     def _backend_update_step(self, grads: Any, variables: Any, learning_rate: Any) -> None:
+        grads, learning_rate = list(grads), tf.convert_to_tensor(learning_rate)
         if self._compiled_for != [id(v) for v in variables]:  # built for these variables
             update = super()._backend_update_step  # type: ignore[misc]
 
@@ -62,9 +63,12 @@ class CompiledUpdate:
                 update(grads, variables, learning_rate)
                 return 0
 
-            self._compiled = tf.function(compiled, jit_compile=True)
+            # a concrete function: called as it is, each pack's own (tf.function's
+            # retracing detector would count every pack's trace as a retrace of one)
+            function = tf.function(compiled, jit_compile=True)
+            self._compiled = function.get_concrete_function(grads, learning_rate)
             self._compiled_for = [id(v) for v in variables]
-        self._compiled(list(grads), learning_rate)
+        self._compiled(grads, learning_rate)
 
 
 class MemberRates:
