@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import pstats
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,28 +58,13 @@ EXECUTE = "TFE_Py_Execute"  # tottime: the traced graphs running (native)
 
 def profile_study(trials: int, seed: int, extra: list[str]) -> tuple[float, dict[str, float]]:
     """The command's wall seconds (profiled) and its parts' cumulative seconds."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.trial_speed import run_study
+
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         out = Path(tmp) / "study.prof"
-        command = [
-            sys.executable,
-            "-m",
-            "cProfile",
-            "-o",
-            str(out),
-            "-m",
-            "search.run",
-            "study=deep_dnn",
-            "dataset=digits",
-            f"n_trials={trials}",
-            f"seed={seed}",
-            f"mlruns_dir={tmp}/mlruns",
-            *extra,
-        ]
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"the study failed (exit {done.returncode}): {done.stderr[-1500:]}")
+        profiler = (sys.executable, "-m", "cProfile", "-o", str(out))
+        wall = run_study("the study", trials, seed, Path(tmp) / "mlruns", extra, profiler)
         return wall, parts_of(pstats.Stats(str(out)))
 
 

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -66,28 +67,40 @@ STUDY = "deep_dnn"
 def run_arm(arm: str, seed: int, trials: int, extra: list[str]) -> dict[str, float | str | int]:
     """One ``search.run`` of ``arm``: its figures from the finished study."""
     with tempfile.TemporaryDirectory(prefix="bench-trial-speed-") as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "search.run",
-            f"study={STUDY}",
-            "dataset=digits",
-            f"n_trials={trials}",
-            f"seed={seed}",
-            f"mlruns_dir={tmp}/mlruns",
-            *ARMS[arm],
-            *extra,
-        ]
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"{arm} failed (exit {done.returncode}): {done.stderr[-1500:]}")
+        wall = run_study(arm, trials, seed, Path(tmp) / "mlruns", [*ARMS[arm], *extra])
         study = optuna.load_study(
             study_name=STUDY, storage=open_storage(f"{tmp}/mlruns/optuna.journal")
         )
         finished = [t for t in study.trials if t.state.is_finished() and t.datetime_complete]
     return {"arm": arm, "seed": seed, "wall_seconds": wall, **_figures(finished)}
+
+
+def run_study(
+    label: str,
+    trials: int,
+    seed: int,
+    mlruns: Path,
+    overrides: list[str],
+    python: Sequence[str] = (sys.executable,),
+) -> float:
+    """The real command (``python -m search.run study=deep_dnn dataset=digits``, run by
+    ``python``: the interpreter, or it under a profiler) on ``mlruns``; its wall seconds."""
+    command = [
+        *python,
+        "-m",
+        "search.run",
+        f"study={STUDY}",
+        "dataset=digits",
+        f"n_trials={trials}",
+        f"seed={seed}",
+        f"mlruns_dir={mlruns}",
+        *overrides,
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{label} failed (exit {done.returncode}): {done.stderr[-1500:]}")
+    return time.perf_counter() - started
 
 
 def _figures(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float | int]:
